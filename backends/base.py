@@ -1,0 +1,173 @@
+"""The interface every backend implements, and the neutral types that cross it.
+
+A backend turns a neutral `JobSpec` into its cloud's native request (`build_request`, pure and
+golden-tested), creates the remote job idempotently on a name Train derives from the job id (`submit`),
+finds it again after a crash (`find`), reports states in batches (`poll`), stops it (`cancel`) and
+reads its logs. Nothing here imports a cloud SDK; adapters import theirs lazily.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # a URI whose scheme the backend accepts (gs://, s3://, azureml://, file://)
+    mode: str = "ro"  # "ro" or "rw"
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.source).scheme
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to run, in Train's neutral terms. Built from a Job row; never holds secrets."""
+
+    job_id: str
+    account_id: str
+    name: str
+    image: str
+    command: tuple[str, ...]
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    resources: dict = field(default_factory=dict)
+    storage_mounts: tuple[Mount, ...] = ()
+    max_runtime_seconds: int = 86400
+    labels: dict[str, str] = field(default_factory=dict)
+    backend_options: dict = field(default_factory=dict)
+    image_digest: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteRef:
+    """How a backend finds its job again: the name Train chose, and the id the cloud assigned (if any)."""
+
+    name: str
+    remote_id: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteStatus:
+    """One observation of a remote job. `status` is a Train status, or None for a native state the
+    adapter does not know (the job then keeps its current status and the native state is shown)."""
+
+    status: str | None
+    remote_status: str
+    message: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RegistryTarget:
+    """Where a backend's images must live for the cloud to pull them."""
+
+    host: str
+    repository_prefix: str = ""
+
+
+class BackendError(Exception):
+    """A call to the cloud failed. `permanent` means retrying the same request cannot succeed
+    (bad request, permission denied); otherwise the caller backs off and tries again."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class SpecError(Exception):
+    """The job spec or backend configuration is invalid. `errors` maps field paths to messages."""
+
+    def __init__(self, errors: dict[str, list[str] | str]):
+        self.errors = {path: [msgs] if isinstance(msgs, str) else list(msgs) for path, msgs in errors.items()}
+        super().__init__("; ".join(f"{path}: {' '.join(msgs)}" for path, msgs in self.errors.items()))
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    storage_schemes: ClassVar[tuple[str, ...]]
+    # Longest run the backend accepts, in seconds.
+    max_runtime_seconds: ClassVar[int] = 7 * 24 * 3600
+    # Whether an account must PUT a configuration before submitting to this backend.
+    requires_config: ClassVar[bool] = True
+    # Bounds of the adaptive poll interval: soon after a change, rarely for long-running jobs.
+    poll_interval_bounds: ClassVar[tuple[int, int]] = (30, 300)
+
+    def __init__(self, config: dict | None = None):
+        self.config = config or {}
+
+    # --- configuration ----------------------------------------------------------------------------
+    @classmethod
+    def validate_config(cls, config: dict, *, previous: dict) -> dict:
+        """Return the cleaned configuration or raise SpecError keyed by field name. `previous` is the
+        stored configuration, so values Train generated (an AWS ExternalId) survive an update."""
+        if config:
+            raise SpecError({next(iter(config)): f"The {cls.name} backend takes no configuration."})
+        return {}
+
+    @classmethod
+    def public_config(cls, config: dict) -> dict:
+        """The configuration as shown to account members (adapters may add derived values)."""
+        return dict(config)
+
+    # --- naming -----------------------------------------------------------------------------------
+    @classmethod
+    def remote_name(cls, job_id: str) -> str:
+        """A deterministic remote name: retries reuse it, so the cloud rejects a second create."""
+        return "train-" + job_id.removeprefix("job_").replace("_", "-").lower()
+
+    # --- validation -------------------------------------------------------------------------------
+    def validate(self, spec: JobSpec) -> None:
+        """Raise SpecError for anything this backend cannot run. Subclasses extend, then call super()."""
+        errors: dict[str, list[str]] = {}
+        accepted = ", ".join(f"{s}://" for s in self.storage_schemes)
+        for index, mount in enumerate(spec.storage_mounts):
+            if mount.scheme not in self.storage_schemes:
+                errors[f"storage_mounts[{index}].source"] = [
+                    f"The {self.name} backend accepts only {accepted} sources, not {mount.source!r}."
+                ]
+        if spec.max_runtime_seconds > self.max_runtime_seconds:
+            errors["max_runtime_seconds"] = [
+                f"The {self.name} backend allows at most {self.max_runtime_seconds} seconds."
+            ]
+        if errors:
+            raise SpecError(errors)
+
+    # --- the remote job ---------------------------------------------------------------------------
+    @abstractmethod
+    def build_request(self, spec: JobSpec, name: str) -> dict:
+        """The native create request for `spec`: pure, no I/O, pinned by golden files."""
+
+    @abstractmethod
+    def submit(self, spec: JobSpec, name: str) -> RemoteRef:
+        """Create the remote job called `name`, or return the existing one of that name."""
+
+    @abstractmethod
+    def find(self, name: str) -> RemoteRef | None:
+        """The remote job called `name`, if one exists (crash recovery before any re-create)."""
+
+    @abstractmethod
+    def poll(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteStatus]:
+        """Observe many jobs at once. A ref missing from the result could not be observed this time."""
+
+    @abstractmethod
+    def cancel(self, ref: RemoteRef) -> None:
+        """Ask the cloud to stop the job. Stopping a job that already finished is not an error."""
+
+    @abstractmethod
+    def logs(self, ref: RemoteRef, *, tail: int = 100) -> list[str]:
+        """The last `tail` lines of the job's log, oldest first."""
+
+    def console_url(self, ref: RemoteRef) -> str:
+        return ""
+
+    def registry_target(self) -> RegistryTarget | None:
+        return None

@@ -1,0 +1,187 @@
+"""The `local` backend: runs the job's command as a process on the Train host.
+
+For development and demos. The image is recorded, not run. Each job gets a run directory named after
+its remote name; a detached supervisor (`backends.local_runner`) runs the process there, so the job
+goes through the same submit / poll / cancel path as a cloud job and survives a worker restart.
+"""
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
+
+from backends.base import Backend, BackendError, JobSpec, RemoteRef, RemoteStatus, SpecError
+
+# The job sees a small, explicit environment: the server's own (database URL, cloud credentials) must
+# never leak into user code.
+BASE_ENV = {"LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+LOG_TAIL_READ_BYTES = 64 * 1024
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def local_mount_path(source: str) -> Path:
+    """The host path of a file:// mount source (validated by LocalBackend.validate)."""
+    return Path(unquote(urlsplit(source).path))
+
+
+class LocalBackend(Backend):
+    name = "local"
+    storage_schemes = ("file",)
+    requires_config = False
+    # Local status changes should show within seconds, and polling a directory costs nothing.
+    poll_interval_bounds = (2, 10)
+
+    @property
+    def run_root(self) -> Path:
+        return Path(settings.TRAIN_LOCAL_RUN_DIR)
+
+    def run_dir(self, name: str) -> Path:
+        return self.run_root / name
+
+    # --- validation -------------------------------------------------------------------------------
+    def validate(self, spec: JobSpec) -> None:
+        super().validate(spec)
+        errors = {}
+        roots = settings.TRAIN_LOCAL_MOUNT_ROOTS
+        for index, mount in enumerate(spec.storage_mounts):
+            parts = urlsplit(mount.source)
+            raw_path = unquote(parts.path)
+            path = Path(raw_path)
+            field = f"storage_mounts[{index}].source"
+            if parts.netloc not in ("", "localhost") or not path.is_absolute():
+                errors[field] = ["Use an absolute file:///path on the Train host."]
+            elif ".." in path.parts or os.path.normpath(raw_path) != raw_path.rstrip("/") or "//" in raw_path:
+                errors[field] = ["The path must be normalised (no '..', '.' or repeated '/')."]
+            elif not any(path == root or root in path.parents for root in roots):
+                allowed = ", ".join(str(r) for r in roots)
+                errors[field] = [f"The local backend mounts only paths under: {allowed}."]
+            elif not path.exists():
+                errors[field] = [f"{path} does not exist on the Train host."]
+        if errors:
+            raise SpecError(errors)
+
+    # --- translation ------------------------------------------------------------------------------
+    def build_request(self, spec: JobSpec, name: str) -> dict:
+        run = self.run_dir(name)
+        env = {"PATH": DEFAULT_PATH, "HOME": str(run / "work"), **BASE_ENV, **spec.env, "TRAIN_JOB_ID": spec.job_id}
+        for index, mount in enumerate(spec.storage_mounts):
+            env[f"STORAGE_MOUNT_{index}_PATH"] = str(local_mount_path(mount.source))
+        return {
+            "argv": [*spec.command, *spec.args],
+            "env": env,
+            "cwd": str(run / "work"),
+            "max_runtime_seconds": spec.max_runtime_seconds,
+            "kill_grace_seconds": settings.TRAIN_LOCAL_KILL_GRACE_SECONDS,
+            "image": spec.image,
+        }
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def submit(self, spec: JobSpec, name: str) -> RemoteRef:
+        run = self.run_dir(name)
+        try:
+            (run / "work").mkdir(parents=True, exist_ok=True)
+            if not (run / "spec.json").exists():
+                tmp = run / f".spec.{os.getpid()}.tmp"
+                tmp.write_text(json.dumps(self.build_request(spec, name)))
+                os.replace(tmp, run / "spec.json")
+            self._ensure_supervisor(run)
+        except OSError as exc:
+            raise BackendError(f"Could not prepare the local run directory: {exc}") from exc
+        return RemoteRef(name=name, remote_id=name)
+
+    def _ensure_supervisor(self, run: Path) -> None:
+        """Start a supervisor unless the job already started. A duplicate supervisor exits at once
+        (it cannot take run.lock, or finds `started`), so calling this twice is harmless."""
+        if (run / "started").exists() or (run / "result.json").exists():
+            return
+        subprocess.Popen(
+            [sys.executable, "-m", "backends.local_runner", str(run)],
+            cwd=settings.BASE_DIR, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(run / "supervisor.log", "ab"), start_new_session=True, close_fds=True,
+        )
+
+    def find(self, name: str) -> RemoteRef | None:
+        return RemoteRef(name=name, remote_id=name) if (self.run_dir(name) / "spec.json").exists() else None
+
+    def poll(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteStatus]:
+        return {ref: self._observe(self.run_dir(ref.name)) for ref in refs}
+
+    def _observe(self, run: Path) -> RemoteStatus:
+        result = _read_json(run / "result.json")
+        started = _read_json(run / "started") or {}
+        started_at = _parse_time(started.get("at"))
+        if result is not None:
+            return self._from_result(result, started_at)
+        if not started:
+            self._ensure_supervisor(run)  # heals a supervisor that died before it could start the job
+            return RemoteStatus(status="PENDING", remote_status="queued")
+        if not self._supervisor_alive(run):
+            return RemoteStatus(
+                status="FAILED", remote_status="lost", started_at=started_at,
+                message="The local runner stopped without recording an outcome (was the host restarted?).",
+            )
+        return RemoteStatus(status="IN_PROGRESS", remote_status="running", started_at=started_at)
+
+    @staticmethod
+    def _from_result(result: dict, started_at) -> RemoteStatus:
+        finished_at = _parse_time(result.get("finished_at"))
+        outcome, code = result["outcome"], result.get("exit_code")
+        if outcome == "exited" and code == 0:
+            return RemoteStatus("COMPLETED", "exited", "", started_at, finished_at)
+        if outcome == "exited":
+            reason = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            return RemoteStatus("FAILED", "exited", f"The process {reason}.", started_at, finished_at)
+        if outcome == "canceled":
+            return RemoteStatus("CANCELED", "canceled", "Stopped on request.", started_at, finished_at)
+        if outcome == "expired":
+            return RemoteStatus("EXPIRED", "expired", "Stopped after max_runtime_seconds.", started_at, finished_at)
+        return RemoteStatus("FAILED", outcome, result.get("message", ""), started_at, finished_at)
+
+    @staticmethod
+    def _supervisor_alive(run: Path) -> bool:
+        fd = os.open(run / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    def cancel(self, ref: RemoteRef) -> None:
+        run = self.run_dir(ref.name)
+        if not run.exists():
+            raise BackendError(f"No local run {ref.name}.", permanent=True)
+        (run / "cancel").touch()
+        self._ensure_supervisor(run)  # a job that never started records its cancellation
+
+    def logs(self, ref: RemoteRef, *, tail: int = 100) -> list[str]:
+        path = self.run_dir(ref.name) / "output.log"
+        try:
+            with open(path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - LOG_TAIL_READ_BYTES * max(1, tail // 100)))
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        return lines[-tail:] if tail else []

@@ -1,0 +1,41 @@
+"""Per-account backend configuration: reading it for a job and changing it (API and admin)."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from backends.base import Backend, SpecError
+from backends.models import BackendConfig
+from backends.registry import backend_class, enabled_backend_names, get_backend
+
+
+def backend_require_enabled(name: str, *, field: str = "backend") -> type[Backend]:
+    enabled = enabled_backend_names()
+    if name not in enabled:
+        raise SpecError({field: f"Unknown or disabled backend {name!r}; this deployment offers: {', '.join(enabled)}."})
+    return backend_class(name)
+
+
+def backend_for_account(*, account, name: str, field: str = "backend") -> Backend:
+    """The backend instance configured for `account`. Raises SpecError if it is disabled or, for a
+    backend that needs configuration, not configured by the account yet."""
+    cls = backend_require_enabled(name, field=field)
+    row = BackendConfig.objects.filter(account=account, backend=name).first()
+    if row is None and cls.requires_config:
+        raise SpecError({field: f"The {name} backend is not configured for this account; an account admin "
+                                f"sets it up with PUT /v1/backends/{name}."})
+    return get_backend(name, row.config if row else {})
+
+
+@transaction.atomic
+def backend_configure(*, account, name: str, config, user=None) -> BackendConfig:
+    cls = backend_require_enabled(name, field="name")
+    if not isinstance(config, dict):
+        raise SpecError({"config": "Must be a JSON object."})
+    existing = BackendConfig.objects.select_for_update().filter(account=account, backend=name).first()
+    cleaned = cls.validate_config(config, previous=existing.config if existing else {})
+    row, _ = BackendConfig.objects.update_or_create(
+        account=account, backend=name,
+        defaults={"config": cleaned, "updated_at": timezone.now(), "updated_by": user},
+    )
+    return row
+

@@ -1,0 +1,70 @@
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, viewsets
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+
+from backends.base import SpecError
+from backends.models import BackendConfig
+from backends.registry import backend_class, enabled_backend_names
+from backends.services import backend_configure
+from trainsvc.accounts.models import Role
+
+
+class BackendSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    storage_schemes = serializers.ListField(child=serializers.CharField())
+    max_runtime_seconds = serializers.IntegerField()
+    requires_config = serializers.BooleanField()
+    configured = serializers.BooleanField()
+    config = serializers.DictField()
+
+
+BackendConfigRequest = inline_serializer("BackendConfigRequest", {"config": serializers.DictField()})
+
+
+def describe(name: str, row: BackendConfig | None) -> dict:
+    cls = backend_class(name)
+    return {
+        "name": name,
+        "storage_schemes": list(cls.storage_schemes),
+        "max_runtime_seconds": cls.max_runtime_seconds,
+        "requires_config": cls.requires_config,
+        "configured": row is not None or not cls.requires_config,
+        "config": cls.public_config(row.config) if row else {},
+    }
+
+
+class BackendViewSet(viewsets.ViewSet):
+    """The backends this deployment offers, and this account's configuration of each."""
+
+    lookup_field = "name"
+    lookup_value_regex = "[^/]+"
+    write_role = Role.ADMIN
+
+    def _rows(self):
+        return {row.backend: row for row in BackendConfig.objects.filter(account=self.request.auth.account)}
+
+    @extend_schema(responses={200: BackendSerializer(many=True)})
+    def list(self, request):
+        rows = self._rows()
+        return Response([describe(name, rows.get(name)) for name in enabled_backend_names()])
+
+    @extend_schema(responses={200: BackendSerializer})
+    def retrieve(self, request, name=None):
+        if name not in enabled_backend_names():
+            raise NotFound(f"No backend {name!r} on this deployment.")
+        return Response(describe(name, self._rows().get(name)))
+
+    @extend_schema(request=BackendConfigRequest, responses={200: BackendSerializer})
+    def update(self, request, name=None):
+        if name not in enabled_backend_names():
+            raise NotFound(f"No backend {name!r} on this deployment.")
+        if not isinstance(request.data, dict) or "config" not in request.data:
+            raise ValidationError({"config": ["Send {\"config\": {...}}."]})
+        try:
+            row = backend_configure(account=request.auth.account, name=name, config=request.data["config"],
+                                    user=request.user)
+        except SpecError as exc:
+            raise ValidationError({f"config.{path}" if path != "config" else path: msgs
+                                   for path, msgs in exc.errors.items()}) from exc
+        return Response(describe(name, row))

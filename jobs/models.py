@@ -1,0 +1,192 @@
+"""Jobs and their status history.
+
+`Job.transition()` is the only writer of `status`: it checks the move, applies it with a conditional
+UPDATE (… WHERE status = <the status the caller saw>), writes a JobEvent in the same transaction and
+says whether it won. A caller that lost the race changes nothing.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.EXPIRED})
+ACTIVE_STATUSES = frozenset({JobStatus.PENDING, JobStatus.IN_PROGRESS})
+ALLOWED_MOVES = {
+    JobStatus.PENDING: frozenset({JobStatus.IN_PROGRESS} | TERMINAL_STATUSES),
+    JobStatus.IN_PROGRESS: TERMINAL_STATUSES,
+    **{status: frozenset() for status in TERMINAL_STATUSES},
+}
+
+
+class Submission(models.TextChoices):
+    """Progress of getting the job to its backend, kept apart from the user-facing status: all of it
+    is PENDING to the user."""
+
+    WAITING = "WAITING"  # not yet handed to the backend (or released after a transient error)
+    SUBMITTING = "SUBMITTING"  # claimed by a worker; the remote create may or may not have happened
+    SUBMITTED = "SUBMITTED"  # the backend has it; the poller follows it from here
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(16)
+
+
+class JobQuerySet(models.QuerySet):
+    def for_account(self, account):
+        return self.filter(account=account)
+
+    def active(self):
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+
+class Job(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=new_job_id, editable=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    # What to run, as submitted.
+    name = models.CharField(max_length=128)
+    backend = models.CharField(max_length=32)
+    image = models.CharField(max_length=512)
+    image_digest = models.CharField(max_length=100, blank=True)
+    cloud_image = models.CharField(max_length=512, blank=True)
+    command = models.JSONField(default=list)
+    args = models.JSONField(default=list)
+    env = models.JSONField(default=dict)
+    resources = models.JSONField(default=dict)
+    storage_mounts = models.JSONField(default=list)
+    max_runtime_seconds = models.PositiveIntegerField()
+    labels = models.JSONField(default=dict)
+    backend_options = models.JSONField(default=dict)
+
+    # Where it is.
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, editable=False)
+    status_message = models.TextField(blank=True)
+    remote_status = models.CharField(max_length=128, blank=True)
+    log_tail = models.JSONField(default=list, blank=True)
+    submission = models.CharField(max_length=16, choices=Submission.choices, default=Submission.WAITING)
+    submit_attempts = models.PositiveIntegerField(default=0)
+    submit_claimed_at = models.DateTimeField(null=True, blank=True)
+    remote_name = models.CharField(max_length=128, blank=True)
+    remote_id = models.CharField(max_length=256, blank=True)
+    console_url = models.URLField(max_length=1024, blank=True)
+
+    # When.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_failures = models.PositiveIntegerField(default=0)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="job_account_newest"),
+            models.Index(fields=["status", "next_poll_at"], name="job_due_for_poll"),
+            models.Index(fields=["status", "submission"], name="job_submission_state"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} ({self.name})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def transition(self, to, *, reason="", remote_status=None, expect=None, actor=None, **changes) -> bool:
+        """Move from the status this instance holds to `to`. Returns False, changing nothing, if another
+        writer moved the job first (or a column in `expect` no longer has the expected value).
+
+        `changes` are other columns written in the same UPDATE; `started_at`/`finished_at` are filled
+        in when a move implies them and the caller gave none."""
+        old = self.status
+        if to not in ALLOWED_MOVES[old]:
+            raise IllegalTransition(f"{self.id}: {old} -> {to} is not allowed")
+        now = timezone.now()
+        if to == JobStatus.IN_PROGRESS:
+            changes.setdefault("started_at", self.started_at or now)
+        if to in TERMINAL_STATUSES:
+            changes.setdefault("finished_at", now)
+            changes["next_poll_at"] = None
+        if remote_status is not None:
+            changes["remote_status"] = remote_status
+        changes.update(status=to, status_changed_at=now)
+        with transaction.atomic():
+            won = Job.objects.filter(pk=self.pk, status=old, **(expect or {})).update(**changes)
+            if not won:
+                return False
+            JobEvent.objects.create(
+                job_id=self.pk, from_status=old, to_status=to, reason=reason,
+                remote_status=changes.get("remote_status", self.remote_status), actor=actor or "", at=now,
+            )
+        for field, value in changes.items():
+            setattr(self, field, value)
+        return True
+
+
+class JobEvent(models.Model):
+    """Append-only status history: one row per status change, written with the change."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=16, choices=JobStatus.choices)
+    to_status = models.CharField(max_length=16, choices=JobStatus.choices)
+    reason = models.TextField(blank=True)
+    remote_status = models.CharField(max_length=128, blank=True)
+    actor = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self):
+        return f"{self.job_id}: {self.from_status} -> {self.to_status}"
+
+
+class IdempotencyKey(models.Model):
+    """`Idempotency-Key` of a job submission, scoped to the account, with a fingerprint of the body."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "key"], name="one_idempotency_key_per_account")]
+
+    def __str__(self):
+        return f"{self.account_id}/{self.key}"
+
+
+class WorkerLease(models.Model):
+    """A named lease one worker holds for a while (e.g. the running poll loop), so that others skip
+    the work instead of duplicating it. Expires by itself if its holder dies."""
+
+    name = models.CharField(primary_key=True, max_length=64)
+    holder = models.CharField(max_length=64, blank=True)
+    held_until = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.name} until {self.held_until:%H:%M:%S}"

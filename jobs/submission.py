@@ -1,0 +1,117 @@
+"""Getting a job to its backend exactly once.
+
+The job is claimed with a conditional update that also counts the attempt (committed before any
+cloud call, because django-q2 does not count attempts killed mid-task). The remote name is fixed at
+creation, so a retry after a crash either finds the remote job (`find`) or re-submits under the same
+name, which the backend treats as the same job. Nothing here knows a cloud.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from backends.base import BackendError, RemoteRef, SpecError
+from backends.services import backend_for_account
+from jobs import queue
+from jobs.models import Job, JobStatus, Submission
+from jobs.services import job_spec
+from trainsvc import faults
+
+log = logging.getLogger(__name__)
+
+
+def submit_lease() -> timedelta:
+    # A claim older than the task timeout belongs to a worker that died: the task cannot still be running.
+    return timedelta(seconds=settings.TRAIN_TASK_TIMEOUT_SECONDS)
+
+
+def job_claim_submission(job_id: str) -> Job | None:
+    """Claim the job for submission; None if it is not waiting (or another worker holds a live claim)."""
+    now = timezone.now()
+    claimable = Q(submission=Submission.WAITING) | Q(
+        submission=Submission.SUBMITTING, submit_claimed_at__lt=now - submit_lease()
+    )
+    won = Job.objects.filter(claimable, pk=job_id, status=JobStatus.PENDING).update(
+        submission=Submission.SUBMITTING, submit_claimed_at=now, submit_attempts=F("submit_attempts") + 1
+    )
+    return Job.objects.select_related("account").get(pk=job_id) if won else None
+
+
+def job_submit(job_id: str) -> None:
+    job = job_claim_submission(job_id)
+    if job is None:
+        return
+    attempt = job.submit_attempts
+    try:
+        backend = backend_for_account(account=job.account, name=job.backend)
+        # After a crash the remote job may exist already: look before creating again.
+        ref = backend.find(job.remote_name) if attempt > 1 else None
+        if ref is None:
+            if attempt > settings.TRAIN_MAX_SUBMIT_ATTEMPTS:
+                _fail(job, f"Could not submit the job after {attempt - 1} attempts.")
+                return
+            if job.cancel_requested_at:
+                job.transition(JobStatus.CANCELED, reason="Canceled before it was submitted.",
+                               expect={"submission": Submission.SUBMITTING, "submit_attempts": attempt})
+                return
+            ref = backend.submit(job_spec(job), job.remote_name)
+        faults.hit("submit_after_create")
+    except SpecError as exc:
+        _fail(job, f"The {job.backend} backend rejected the job: {exc}")
+        return
+    except BackendError as exc:
+        if exc.permanent:
+            _fail(job, exc.message)
+        else:
+            _release(job, attempt, exc.message)
+        return
+    _mark_submitted(job, attempt, ref, backend.console_url(ref))
+
+
+def _mark_submitted(job: Job, attempt: int, ref: RemoteRef, console_url: str) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        current = Job.objects.select_for_update().get(pk=job.pk)
+        if current.submission != Submission.SUBMITTING or current.submit_attempts != attempt:
+            return  # a later attempt took over; it will record the same remote job
+        Job.objects.filter(pk=job.pk).update(
+            submission=Submission.SUBMITTED, remote_id=ref.remote_id, console_url=console_url,
+            submitted_at=now, next_poll_at=now, poll_failures=0,
+        )
+        if current.cancel_requested_at:
+            queue.enqueue_cancel(job.pk)  # the cancel arrived while we were submitting
+        queue.enqueue_poll()
+
+
+def _release(job: Job, attempt: int, message: str) -> None:
+    """A transient failure: give the job back; the sweeper resubmits it (about once a minute)."""
+    log.warning("submit %s attempt %s failed: %s", job.pk, attempt, message)
+    Job.objects.filter(pk=job.pk, submission=Submission.SUBMITTING, submit_attempts=attempt).update(
+        submission=Submission.WAITING, status_message=f"Submission will be retried: {message}"
+    )
+
+
+def _fail(job: Job, message: str) -> None:
+    job.transition(JobStatus.FAILED, reason=message, status_message=message,
+                   expect={"submission": Submission.SUBMITTING})
+
+
+def job_cancel_remote(job_id: str) -> None:
+    """Send a requested cancellation to the backend. Safe to repeat."""
+    job = Job.objects.select_related("account").get(pk=job_id)
+    if job.is_terminal or job.submission != Submission.SUBMITTED or not job.cancel_requested_at:
+        return
+    try:
+        backend = backend_for_account(account=job.account, name=job.backend)
+        backend.cancel(RemoteRef(name=job.remote_name, remote_id=job.remote_id))
+    except (BackendError, SpecError) as exc:
+        log.warning("cancel %s failed, the sweeper will retry: %s", job_id, exc)
+        return
+    Job.objects.filter(pk=job.pk, status__in=[JobStatus.PENDING, JobStatus.IN_PROGRESS]).update(
+        next_poll_at=timezone.now()
+    )
+    queue.enqueue_poll()

@@ -1,0 +1,248 @@
+"""Settings, read from the environment.
+
+Two modes, chosen by TRAIN_ENV:
+- development (default): works with nothing set; SQLite in WAL mode under TRAIN_DATA_DIR, the local
+  backend on, DEBUG on.
+- production: refuses to start without a real SECRET_KEY, secure cookies/HSTS/SSL redirect on, local
+  backend off unless TRAIN_LOCAL_BACKEND=1. `manage.py check --deploy` is clean in this mode.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+TRAIN_ENV = os.environ.get("TRAIN_ENV", "development")
+if TRAIN_ENV not in ("development", "production"):
+    raise ImproperlyConfigured("TRAIN_ENV must be 'development' or 'production'.")
+PRODUCTION = TRAIN_ENV == "production"
+
+DEV_SECRET_KEY = "dev-insecure-train-secret-key-do-not-use-in-production"  # noqa: S105 (development only)
+SECRET_KEY = os.environ.get("SECRET_KEY", "" if PRODUCTION else DEV_SECRET_KEY)
+if PRODUCTION and (len(SECRET_KEY) < 50 or SECRET_KEY == DEV_SECRET_KEY or len(set(SECRET_KEY)) < 5):
+    raise ImproperlyConfigured(
+        "Production needs SECRET_KEY set to a random value of at least 50 characters "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(64))')."
+    )
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
+
+DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+PORT = env_int("PORT", 8000)
+
+TRAIN_DATA_DIR = Path(os.environ.get("TRAIN_DATA_DIR", BASE_DIR / "var")).resolve()
+TRAIN_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "trainsvc.accounts",
+    "backends",
+    "jobs",
+    "registry",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "trainsvc.urls"
+WSGI_APPLICATION = "trainsvc.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+DEFAULT_SQLITE_URL = f"sqlite:///{TRAIN_DATA_DIR / 'train.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", DEFAULT_SQLITE_URL),
+        conn_max_age=env_int("TRAIN_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the gateway read while the worker writes; IMMEDIATE transactions take the write lock up
+    # front, so two processes never deadlock upgrading a read lock ("database is locked").
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"connect_timeout": 5})
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = TRAIN_DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve static files straight from the apps' folders so `make run` needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+
+# Request bodies: job specs are small; the registry streams its large bodies itself.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRAIN_MAX_REQUEST_BYTES", 1024 * 1024)
+
+# --- Security (production) ------------------------------------------------------------------------
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("TRAIN_SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = env_int("TRAIN_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("TRAIN_HSTS_PRELOAD", False)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    if env_bool("TRAIN_BEHIND_TLS_PROXY", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = [] if env_bool("TRAIN_HSTS_PRELOAD", False) else ["security.W021"]
+
+# --- REST API -------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["trainsvc.accounts.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["trainsvc.accounts.permissions.AccountRolePermission"],
+    "DEFAULT_PARSER_CLASSES": ["trainsvc.api.parsers.SafeJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "trainsvc.api.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "trainsvc.api.pagination.NewestFirstCursorPagination",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Train API",
+    "DESCRIPTION": "Submit and track GPU training jobs on Vertex AI, SageMaker, Azure ML or the local host.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Worker (django-q2 on the ORM broker) ---------------------------------------------------------
+# The ORM broker redelivers a task whose worker died once `retry` seconds have passed; `retry` must
+# exceed `timeout` or a slow task runs twice while the first is still going (reference: reliability §2).
+TRAIN_TASK_TIMEOUT_SECONDS = env_int("TRAIN_TASK_TIMEOUT_SECONDS", 120)
+TRAIN_TASK_RETRY_SECONDS = env_int("TRAIN_TASK_RETRY_SECONDS", 180)
+if TRAIN_TASK_RETRY_SECONDS <= TRAIN_TASK_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("TRAIN_TASK_RETRY_SECONDS must be greater than TRAIN_TASK_TIMEOUT_SECONDS.")
+Q_CLUSTER = {
+    "name": "train",
+    "orm": "default",
+    "workers": env_int("TRAIN_WORKER_PROCESSES", 2),
+    "timeout": TRAIN_TASK_TIMEOUT_SECONDS,
+    "retry": TRAIN_TASK_RETRY_SECONDS,
+    # Failed tasks are recorded, not redelivered: every task is re-driven from the database by the
+    # sweeper, and attempts are counted on the Job row (django-q2 does not count killed attempts).
+    "ack_failures": True,
+    "max_attempts": 1,
+    "catch_up": False,
+    "save_limit": 1000,
+    "poll": 1,
+    "recycle": 500,
+    "bulk": 1,
+    "queue_limit": 4,
+    "sync": env_bool("TRAIN_TASKS_SYNC", False),
+    "label": "Worker queue",
+}
+
+# --- Jobs -----------------------------------------------------------------------------------------
+TRAIN_DEFAULT_MAX_RUNTIME_SECONDS = env_int("TRAIN_DEFAULT_MAX_RUNTIME_SECONDS", 24 * 3600)
+TRAIN_PENDING_DEADLINE_SECONDS = env_int("TRAIN_PENDING_DEADLINE_SECONDS", 24 * 3600)
+TRAIN_MAX_SUBMIT_ATTEMPTS = env_int("TRAIN_MAX_SUBMIT_ATTEMPTS", 5)
+# How often the scheduler starts a poll run, and how long one run keeps polling what falls due.
+# The run outlasts the interval a little so there is no gap between runs (scheduler ticks are ~30 s).
+TRAIN_POLL_INTERVAL_SECONDS = env_int("TRAIN_POLL_INTERVAL_SECONDS", 60)
+TRAIN_POLL_WINDOW_SECONDS = env_int("TRAIN_POLL_WINDOW_SECONDS", 90)
+TRAIN_POLL_TICK_SECONDS = env_int("TRAIN_POLL_TICK_SECONDS", 3)
+TRAIN_POLL_BATCH_SIZE = env_int("TRAIN_POLL_BATCH_SIZE", 500)
+TRAIN_POLL_LEASE_SECONDS = env_int("TRAIN_POLL_LEASE_SECONDS", 60)
+if TRAIN_POLL_WINDOW_SECONDS + 10 >= TRAIN_TASK_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("TRAIN_POLL_WINDOW_SECONDS must end at least 10 s before the task timeout.")
+
+# --- Backends -------------------------------------------------------------------------------------
+TRAIN_LOCAL_BACKEND = env_bool("TRAIN_LOCAL_BACKEND", default=not PRODUCTION)
+TRAIN_LOCAL_RUN_DIR = TRAIN_DATA_DIR / "local-jobs"
+TRAIN_LOCAL_MOUNT_ROOTS = [
+    Path(p).resolve() for p in env_list("TRAIN_LOCAL_MOUNT_ROOTS", [str(TRAIN_DATA_DIR / "storage")])
+]
+TRAIN_LOCAL_KILL_GRACE_SECONDS = env_int("TRAIN_LOCAL_KILL_GRACE_SECONDS", 10)
+
+# --- Fault injection (tests only) -----------------------------------------------------------------
+TRAIN_FAULTS = "" if PRODUCTION else os.environ.get("TRAIN_FAULTS", "")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("TRAIN_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
