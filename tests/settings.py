@@ -1,0 +1,26 @@
+"""Settings for the test suite: the service's own settings with short timers and a private data dir.
+
+Subprocesses the tests start (qcluster, gunicorn) use this module too and inherit TRAIN_DATA_DIR
+from the environment, so they share files and the test database with the test process."""
+
+import os
+import tempfile
+
+os.environ.setdefault("TRAIN_DATA_DIR", tempfile.mkdtemp(prefix="train-test-"))
+# Short task timers so a killed worker's task is redelivered within seconds (retry > timeout still).
+os.environ.setdefault("TRAIN_TASK_TIMEOUT_SECONDS", "15")
+os.environ.setdefault("TRAIN_TASK_RETRY_SECONDS", "20")
+os.environ.setdefault("TRAIN_POLL_WINDOW_SECONDS", "4")
+os.environ.setdefault("TRAIN_POLL_TICK_SECONDS", "1")
+os.environ.setdefault("TRAIN_LOCAL_KILL_GRACE_SECONDS", "2")
+os.environ.setdefault("TRAIN_LOG_LEVEL", "WARNING")
+
+from trainsvc.settings import *  # noqa: E402,F403
+from trainsvc.settings import DATABASES, TRAIN_DATA_DIR  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so worker and server subprocesses see the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(TRAIN_DATA_DIR / "test.sqlite3")}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
+Q_CLUSTER["workers"] = 2  # noqa: F405

@@ -1,0 +1,103 @@
+"""Real processes for tests: a qcluster worker and a gunicorn gateway on the test database."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value or `timeout` seconds pass (then fail)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """The URL of the database the current test uses, for subprocesses."""
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    user, host, port = settings["USER"] or "postgres", settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432
+    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+
+
+def service_env(**extra) -> dict:
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=test_database_url(),
+               PYTHONUNBUFFERED="1")
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+@contextmanager
+def running(argv, *, env, log_path: Path):
+    """Run argv in its own process group for the duration of the block; kill the group afterwards."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        yield proc
+    finally:
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=timeout)
+
+
+def qcluster(tmp_path: Path, **env):
+    return running([sys.executable, "manage.py", "qcluster"], env=service_env(**env),
+                   log_path=tmp_path / "qcluster.log")
+
+
+@contextmanager
+def gunicorn(tmp_path: Path, **env):
+    """A gateway on a free loopback port; yields its base URL once /readyz answers."""
+    import requests
+
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "trainsvc.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+            "--timeout", "120"]
+    with running(argv, env=service_env(**env), log_path=tmp_path / "gunicorn.log") as proc:
+        base = f"http://127.0.0.1:{port}"
+
+        def ready():
+            if proc.poll() is not None:
+                raise AssertionError(f"gunicorn exited: {(tmp_path / 'gunicorn.log').read_text()[-2000:]}")
+            try:
+                return requests.get(f"{base}/readyz", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until(ready, timeout=30, message="gunicorn to answer /readyz")
+        yield base
