@@ -64,6 +64,11 @@ class RemoteStatus:
     finished_at: datetime | None = None
 
 
+# Returned by `Backend.poll` for a job the cloud reports as not modified since `since`: the job was
+# seen (no back-off), and its status stands.
+UNCHANGED = RemoteStatus(status=None, remote_status="", message="unchanged since the last poll")
+
+
 @dataclass(frozen=True)
 class RegistryTarget:
     """Where a backend's images must live for the cloud to pull them."""
@@ -155,8 +160,10 @@ class Backend(ABC):
         """The remote job called `name`, if one exists (crash recovery before any re-create)."""
 
     @abstractmethod
-    def poll(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteStatus]:
-        """Observe many jobs at once. A ref missing from the result could not be observed this time."""
+    def poll(self, refs: list[RemoteRef], *, since: datetime | None = None) -> dict[RemoteRef, RemoteStatus]:
+        """Observe many jobs at once. `since` is when the least recently seen of them was last seen
+        (None if one was never seen): an adapter that can list "modified since" may answer UNCHANGED
+        for the others. A ref missing from the result could not be observed this time (back off)."""
 
     @abstractmethod
     def cancel(self, ref: RemoteRef) -> None:

@@ -120,7 +120,7 @@ class LocalBackend(Backend):
     def find(self, name: str) -> RemoteRef | None:
         return RemoteRef(name=name, remote_id=name) if (self.run_dir(name) / "spec.json").exists() else None
 
-    def poll(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteStatus]:
+    def poll(self, refs: list[RemoteRef], *, since=None) -> dict[RemoteRef, RemoteStatus]:
         return {ref: self._observe(self.run_dir(ref.name)) for ref in refs}
 
     def _observe(self, run: Path) -> RemoteStatus:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from backends.base import Backend, BackendError, RemoteRef, RemoteStatus, SpecError
+from backends.base import UNCHANGED, Backend, BackendError, RemoteRef, RemoteStatus, SpecError
 from backends.registry import backend_class
 from backends.services import backend_for_account
 from jobs.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus, Submission, WorkerLease
@@ -44,16 +44,20 @@ def due_jobs():
 def jobs_claim_due(*, limit: int, now=None) -> list[Job]:
     now = now or timezone.now()
     lease_until = now + timedelta(seconds=settings.TRAIN_POLL_LEASE_SECONDS)
-    claimed = []
     with transaction.atomic():
         candidates = list(
             due_jobs().filter(next_poll_at__lte=now).order_by("next_poll_at")
-            .select_for_update(skip_locked=True).select_related("account")[:limit]
+            .select_for_update(skip_locked=True, of=("self",)).select_related("account")[:limit]
         )
-        for job in candidates:
-            if Job.objects.filter(pk=job.pk, next_poll_at=job.next_poll_at).update(next_poll_at=lease_until):
-                claimed.append(job)
-    return claimed
+        if connection.features.has_select_for_update_skip_locked:
+            # The rows are locked by this transaction: one UPDATE claims them all.
+            Job.objects.filter(pk__in=[job.pk for job in candidates]).update(next_poll_at=lease_until)
+            return candidates
+        # Without row locks (SQLite), claim row by row with a compare-and-set on the old poll time.
+        return [
+            job for job in candidates
+            if Job.objects.filter(pk=job.pk, next_poll_at=job.next_poll_at).update(next_poll_at=lease_until)
+        ]
 
 
 def next_poll_delay(job: Job, backend_cls: type[Backend], *, changed: bool, now) -> timedelta:
@@ -79,10 +83,12 @@ def jobs_poll_once(*, now=None) -> PollReport:
 
 def _poll_group(backend_name: str, jobs: list[Job], report: PollReport) -> None:
     refs = {job.pk: RemoteRef(name=job.remote_name, remote_id=job.remote_id) for job in jobs}
+    seen_times = [job.last_seen_at for job in jobs]
+    since = None if None in seen_times else min(seen_times)
     try:
         backend = backend_for_account(account=jobs[0].account, name=backend_name)
         report.backend_calls[backend_name] += 1
-        observed = backend.poll(list(refs.values()))
+        observed = backend.poll(list(refs.values()), since=since)
     except (BackendError, SpecError) as exc:
         log.warning("poll of %d %s jobs failed: %s", len(jobs), backend_name, exc)
         backend, observed = None, {}
@@ -111,6 +117,11 @@ def job_apply_observation(job: Job, seen: RemoteStatus, backend: Backend, ref: R
     """Record one observation; returns whether the status changed."""
     now = timezone.now()
     common = {"last_seen_at": now, "poll_failures": 0}
+    if seen is UNCHANGED:
+        Job.objects.filter(pk=job.pk, status=job.status).update(
+            next_poll_at=now + next_poll_delay(job, type(backend), changed=False, now=now), **common
+        )
+        return False
     if seen.status is None or seen.status == job.status or (
         seen.status == JobStatus.PENDING and job.status == JobStatus.IN_PROGRESS
     ):

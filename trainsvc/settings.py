@@ -227,6 +227,11 @@ TRAIN_POLL_LEASE_SECONDS = env_int("TRAIN_POLL_LEASE_SECONDS", 60)
 if TRAIN_POLL_WINDOW_SECONDS + 10 >= TRAIN_TASK_TIMEOUT_SECONDS:
     raise ImproperlyConfigured("TRAIN_POLL_WINDOW_SECONDS must end at least 10 s before the task timeout.")
 
+# --- Registry -------------------------------------------------------------------------------------
+# The host[:port] clients use for Train's registry (`docker push HOST/account/repo:tag`). Job images
+# naming this host (or its localhost / 127.0.0.1 forms) are resolved to a digest at submission.
+TRAIN_REGISTRY_HOST = os.environ.get("TRAIN_REGISTRY_HOST", f"localhost:{PORT}")
+
 # --- Backends -------------------------------------------------------------------------------------
 TRAIN_LOCAL_BACKEND = env_bool("TRAIN_LOCAL_BACKEND", default=not PRODUCTION)
 TRAIN_LOCAL_RUN_DIR = TRAIN_DATA_DIR / "local-jobs"
