@@ -15,8 +15,8 @@ os.environ.setdefault("TRAIN_POLL_TICK_SECONDS", "1")
 os.environ.setdefault("TRAIN_LOCAL_KILL_GRACE_SECONDS", "2")
 os.environ.setdefault("TRAIN_LOG_LEVEL", "WARNING")
 
-from trainsvc.settings import *  # noqa: E402,F403
-from trainsvc.settings import DATABASES, TRAIN_DATA_DIR  # noqa: E402
+from trainsvc.settings import *  # noqa: F403
+from trainsvc.settings import DATABASES, TRAIN_DATA_DIR
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so worker and server subprocesses see the same test database.
