@@ -179,9 +179,12 @@ class LocalBackend(Backend):
         try:
             with open(path, "rb") as fh:
                 size = fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, size - LOG_TAIL_READ_BYTES * max(1, tail // 100)))
+                start = max(0, size - LOG_TAIL_READ_BYTES * max(1, tail // 100))
+                fh.seek(start)
                 data = fh.read()
         except FileNotFoundError:
             return []
         lines = data.decode("utf-8", errors="replace").splitlines()
-        return lines[-tail:] if tail else []
+        if start > 0:
+            lines = lines[1:]  # the first line was cut by the seek
+        return lines[-tail:]

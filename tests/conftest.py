@@ -13,6 +13,8 @@ from rest_framework.test import APIClient
 from trainsvc.accounts.models import Account, ApiKey, Role
 from trainsvc.accounts.services import account_create, api_key_create
 
+pytest_plugins = ["tests.support.fake_backend"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

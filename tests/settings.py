@@ -12,6 +12,7 @@ os.environ.setdefault("TRAIN_TASK_TIMEOUT_SECONDS", "15")
 os.environ.setdefault("TRAIN_TASK_RETRY_SECONDS", "20")
 os.environ.setdefault("TRAIN_POLL_WINDOW_SECONDS", "4")
 os.environ.setdefault("TRAIN_POLL_TICK_SECONDS", "1")
+os.environ.setdefault("TRAIN_POLL_LEASE_SECONDS", "5")
 os.environ.setdefault("TRAIN_LOCAL_KILL_GRACE_SECONDS", "2")
 os.environ.setdefault("TRAIN_LOG_LEVEL", "WARNING")
 
@@ -21,6 +22,9 @@ from trainsvc.settings import DATABASES, TRAIN_DATA_DIR
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so worker and server subprocesses see the same test database.
     DATABASES["default"]["TEST"] = {"NAME": str(TRAIN_DATA_DIR / "test.sqlite3")}
+else:
+    # One test database per test run, so runs on the same server never drop each other's database.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
 Q_CLUSTER["workers"] = 2  # noqa: F405

@@ -1,0 +1,67 @@
+"""A scriptable in-process backend for tests of the layers above the adapters.
+
+Register it with the `fake_backend` fixture; then script it: `FakeBackend.jobs[name] = RemoteStatus(...)`,
+`FakeBackend.fail_next["submit"] = BackendError(...)`, and read `FakeBackend.calls`."""
+
+from collections import Counter
+
+import pytest
+
+from backends import registry
+from backends.base import Backend, BackendError, RemoteRef, RemoteStatus
+
+
+class FakeBackend(Backend):
+    name = "fake"
+    storage_schemes = ("fake",)
+    requires_config = False
+    poll_interval_bounds = (5, 60)
+
+    jobs: dict[str, RemoteStatus] = {}
+    calls: Counter = Counter()
+    fail_next: dict[str, BackendError] = {}
+    unreachable: set[str] = set()
+    canceled: list[str] = []
+
+    @classmethod
+    def reset(cls):
+        cls.jobs, cls.calls, cls.fail_next, cls.unreachable, cls.canceled = {}, Counter(), {}, set(), []
+
+    def _maybe_fail(self, op):
+        self.calls[op] += 1
+        if op in self.fail_next:
+            raise self.fail_next.pop(op)
+
+    def build_request(self, spec, name):
+        return {"name": name, "argv": [*spec.command, *spec.args]}
+
+    def submit(self, spec, name):
+        self._maybe_fail("submit")
+        self.calls[f"create:{name}"] += int(name not in self.jobs)
+        self.jobs.setdefault(name, RemoteStatus(status="PENDING", remote_status="Queued"))
+        return RemoteRef(name=name, remote_id=f"remote-{name}")
+
+    def find(self, name):
+        self._maybe_fail("find")
+        return RemoteRef(name=name, remote_id=f"remote-{name}") if name in self.jobs else None
+
+    def poll(self, refs, *, since=None):
+        self._maybe_fail("poll")
+        return {ref: self.jobs[ref.name] for ref in refs if ref.name in self.jobs and ref.name not in self.unreachable}
+
+    def cancel(self, ref):
+        self._maybe_fail("cancel")
+        self.canceled.append(ref.name)
+
+    def logs(self, ref, *, tail=100):
+        return [f"line {i}" for i in range(3)][-tail:]
+
+    def console_url(self, ref):
+        return f"https://console.example.com/{ref.name}"
+
+
+@pytest.fixture
+def fake_backend(monkeypatch):
+    FakeBackend.reset()
+    monkeypatch.setitem(registry.BACKEND_CLASSES, "fake", "tests.support.fake_backend.FakeBackend")
+    return FakeBackend
