@@ -1,28 +1,37 @@
-"""Query-string filters of GET /v1/jobs: status, backend, name, label=key:value (repeatable)."""
+"""Query-string filters of GET /v1/jobs: status, backend, name, label=key:value (all repeatable but name).
 
+Validated by JobListQuerySerializer, the same serializer that documents them in the schema."""
+
+from django.db.models.fields.json import KeyTransform
 from rest_framework.exceptions import ValidationError
 
-from jobs.models import JobStatus
-from jobs.serializers import LABEL_KEY_RE, LABEL_VALUE_RE
+from jobs.serializers import JobListQuerySerializer
 
 
 def filter_jobs(queryset, params):
-    errors = {}
-    if "status" in params:
-        statuses = params.getlist("status")
-        if unknown := [s for s in statuses if s not in JobStatus.values]:
-            errors["status"] = [f"Unknown status {unknown[0]!r}; use one of {', '.join(JobStatus.values)}."]
-        queryset = queryset.filter(status__in=statuses)
-    if "backend" in params:
-        queryset = queryset.filter(backend__in=params.getlist("backend"))
-    if "name" in params:
-        queryset = queryset.filter(name=params["name"])
-    for label in params.getlist("label"):
-        key, sep, value = label.partition(":")
-        if not sep or not LABEL_KEY_RE.match(key) or not LABEL_VALUE_RE.match(value):
-            errors["label"] = ["Use label=key:value with a valid label key and value."]
-            continue
-        queryset = queryset.filter(**{f"labels__{key}": value})  # the key grammar has no "__"
-    if errors:
-        raise ValidationError(errors)
+    query = JobListQuerySerializer(data=params)
+    if not query.is_valid():
+        # Name the query parameter (`status`), not the position of the bad value in it (`status[0]`).
+        raise ValidationError({field: _messages(detail) for field, detail in query.errors.items()})
+    wanted = query.validated_data
+    if "status" in wanted:
+        queryset = queryset.filter(status__in=wanted["status"])
+    if "backend" in wanted:
+        queryset = queryset.filter(backend__in=wanted["backend"])
+    if "name" in wanted:
+        queryset = queryset.filter(name=wanted["name"])
+    for index, label in enumerate(wanted.get("label", [])):
+        key, _, value = label.partition(":")
+        # An explicit key transform: in `labels__<key>` a key such as "contains" or "isnull" would be read
+        # as a lookup, not a label.
+        alias = f"label_{index}"
+        queryset = queryset.alias(**{alias: KeyTransform(key, "labels")}).filter(**{alias: value})
     return queryset
+
+
+def _messages(detail) -> list[str]:
+    if isinstance(detail, dict):
+        return [message for value in detail.values() for message in _messages(value)]
+    if isinstance(detail, list):
+        return [message for value in detail for message in _messages(value)]
+    return [str(detail)]

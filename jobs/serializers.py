@@ -5,7 +5,7 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
-from jobs.models import Job, JobEvent
+from jobs.models import Job, JobEvent, JobStatus
 
 NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._ -]{0,127}\Z")
 ENV_KEY_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,255}\Z")
@@ -114,8 +114,10 @@ class JobCreateSerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     sub_status = serializers.CharField(source="remote_status", read_only=True)
+    # Empty until the backend has a console page for the job, so not declared as a URI in the schema.
+    console_url = serializers.CharField(read_only=True)
 
     class Meta:
         model = Job
@@ -137,3 +139,27 @@ class JobEventSerializer(serializers.ModelSerializer):
 
 class JobLogsSerializer(serializers.Serializer):
     lines = serializers.ListField(child=serializers.CharField())
+
+
+MAX_LOG_LINES = 5000
+
+
+class JobLogsQuerySerializer(serializers.Serializer):
+    tail = serializers.IntegerField(min_value=1, max_value=MAX_LOG_LINES, default=200,
+                                    help_text="How many of the last lines to return.")
+
+
+class JobListQuerySerializer(serializers.Serializer):
+    """The list filters: validated here, applied in jobs/filters.py, documented in the schema."""
+
+    status = serializers.ListField(child=serializers.ChoiceField(choices=JobStatus.choices), required=False)
+    backend = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
+    name = serializers.CharField(required=False, allow_blank=True)
+    label = serializers.ListField(
+        child=serializers.RegexField(
+            r"^(?!.*__)[a-z][a-z0-9_-]{0,62}:[a-z0-9_-]{0,63}$",
+            error_messages={"invalid": "Use key:value with a valid label key and value."},
+        ),
+        required=False,
+        help_text="key:value; repeat to require several labels.",
+    )

@@ -8,12 +8,23 @@ from rest_framework.response import Response
 from backends.base import BackendError, RemoteRef, SpecError
 from backends.services import backend_for_account
 from jobs.filters import filter_jobs
-from jobs.models import Job
-from jobs.serializers import JobCreateSerializer, JobEventSerializer, JobLogsSerializer, JobSerializer
+from jobs.models import Job, Submission
+from jobs.serializers import (
+    JobCreateSerializer,
+    JobEventSerializer,
+    JobListQuerySerializer,
+    JobLogsQuerySerializer,
+    JobLogsSerializer,
+    JobSerializer,
+)
 from jobs.services import IdempotencyMismatch, JobConflict, job_cancel, job_create, request_fingerprint
+from trainsvc.api.openapi import error_response
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-MAX_LOG_LINES = 5000
+IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER,
+    description="1-255 characters; a retry with the same key and body returns the same job.",
+)
 
 
 class Conflict(APIException):
@@ -31,12 +42,7 @@ class BackendUnavailable(APIException):
     default_code = "backend_unavailable"
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[
-        OpenApiParameter("status", str, many=True), OpenApiParameter("backend", str, many=True),
-        OpenApiParameter("name", str), OpenApiParameter("label", str, many=True, description="key:value"),
-    ]),
-)
+@extend_schema_view(list=extend_schema(parameters=[JobListQuerySerializer]))
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = JobSerializer
     lookup_value_regex = "[^/]+"
@@ -47,7 +53,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def filter_queryset(self, queryset):
         return filter_jobs(queryset, self.request.query_params) if self.action == "list" else queryset
 
-    @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer, 200: JobSerializer})
+    @extend_schema(request=JobCreateSerializer, parameters=[IDEMPOTENCY_KEY_HEADER], responses={
+        201: JobSerializer, 422: error_response("The Idempotency-Key was used with a different body."),
+    })
     def create(self, request):
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH):
@@ -66,7 +74,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         headers = {} if created else {"Idempotent-Replayed": "true"}
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED, headers=headers)
 
-    @extend_schema(request=None, responses={202: JobSerializer})
+    @extend_schema(request=None, responses={202: JobSerializer, 409: error_response("The job already finished.")})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = self.get_object()
@@ -78,24 +86,25 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: JobEventSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def events(self, request, pk=None):
         job = self.get_object()
         return Response(JobEventSerializer(job.events.all(), many=True).data)
 
-    @extend_schema(parameters=[OpenApiParameter("tail", int, description=f"lines (1-{MAX_LOG_LINES})")],
-                   responses={200: JobLogsSerializer})
-    @action(detail=True, methods=["get"])
+    @extend_schema(parameters=[JobLogsQuerySerializer], responses={
+        200: JobLogsSerializer, 503: error_response("The backend's log store could not be read."),
+    })
+    @action(detail=True, methods=["get"], pagination_class=None)
     def logs(self, request, pk=None):
         job = self.get_object()
-        raw = request.query_params.get("tail", "200")
-        if not raw.isdigit() or not 0 < int(raw) <= MAX_LOG_LINES:
-            raise ValidationError({"tail": [f"Must be a whole number from 1 to {MAX_LOG_LINES}."]})
-        if not job.remote_name or job.submission != "SUBMITTED":
+        query = JobLogsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        if job.submission != Submission.SUBMITTED:
             return Response({"lines": []})
         try:
             backend = backend_for_account(account=job.account, name=job.backend)
-            lines = backend.logs(RemoteRef(name=job.remote_name, remote_id=job.remote_id), tail=int(raw))
+            ref = RemoteRef(name=job.remote_name, remote_id=job.remote_id)
+            lines = backend.logs(ref, tail=query.validated_data["tail"])
         except (BackendError, SpecError) as exc:
             raise BackendUnavailable(f"Could not read the logs from {job.backend}: {exc}") from exc
         return Response({"lines": lines})

@@ -3,6 +3,10 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
 
+def api_not_found(request):
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
 @require_GET
 def healthz(request):
     """The process is up (no dependencies checked)."""

@@ -139,6 +139,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = TRAIN_DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -170,7 +171,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["trainsvc.accounts.permissions.AccountRolePermission"],
     "DEFAULT_PARSER_CLASSES": ["trainsvc.api.parsers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "trainsvc.api.openapi.TrainAutoSchema",
     "EXCEPTION_HANDLER": "trainsvc.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "trainsvc.api.pagination.NewestFirstCursorPagination",
     "UNAUTHENTICATED_USER": None,
@@ -184,6 +185,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Job.status and JobEvent.from_status/to_status share one choice set: one enum in the schema.
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "jobs.models.JobStatus"},
 }
 
 # --- Worker (django-q2 on the ORM broker) ---------------------------------------------------------
@@ -231,6 +234,30 @@ if TRAIN_POLL_WINDOW_SECONDS + 10 >= TRAIN_TASK_TIMEOUT_SECONDS:
 # The host[:port] clients use for Train's registry (`docker push HOST/account/repo:tag`). Job images
 # naming this host (or its localhost / 127.0.0.1 forms) are resolved to a digest at submission.
 TRAIN_REGISTRY_HOST = os.environ.get("TRAIN_REGISTRY_HOST", f"localhost:{PORT}")
+# The `service` in the Bearer challenge and the `aud` of every registry token; tokens for another
+# service (another Train installation) are refused.
+TRAIN_REGISTRY_SERVICE = os.environ.get("TRAIN_REGISTRY_SERVICE", "train-registry")
+# ES256 private key (PEM) that signs registry tokens. Every gateway must read the same file; it is
+# created on first use when missing (docs/decisions/0021-registry-token-signing.md).
+TRAIN_REGISTRY_SIGNING_KEY = Path(
+    os.environ.get("TRAIN_REGISTRY_SIGNING_KEY", TRAIN_DATA_DIR / "registry" / "token-signing-key.pem")
+)
+TRAIN_REGISTRY_TOKEN_TTL_SECONDS = env_int("TRAIN_REGISTRY_TOKEN_TTL_SECONDS", 300)
+# Blob store: "filesystem" (under TRAIN_REGISTRY_DATA_DIR) or "s3" (any S3-compatible endpoint).
+TRAIN_REGISTRY_STORE = os.environ.get("TRAIN_REGISTRY_STORE", "filesystem")
+TRAIN_REGISTRY_DATA_DIR = Path(os.environ.get("TRAIN_REGISTRY_DATA_DIR", TRAIN_DATA_DIR / "registry")).resolve()
+TRAIN_REGISTRY_S3_BUCKET = os.environ.get("TRAIN_REGISTRY_S3_BUCKET", "")
+TRAIN_REGISTRY_S3_PREFIX = os.environ.get("TRAIN_REGISTRY_S3_PREFIX", "registry/")
+TRAIN_REGISTRY_S3_ENDPOINT_URL = os.environ.get("TRAIN_REGISTRY_S3_ENDPOINT_URL", "") or None
+TRAIN_REGISTRY_S3_REGION = os.environ.get("TRAIN_REGISTRY_S3_REGION", "us-east-1")
+# Limits (reference: registry.md §3): manifests as distribution caps them, list pages as after
+# CVE-2023-2253, unfinished uploads kept a day, and failed logins per user and network.
+TRAIN_REGISTRY_MAX_MANIFEST_BYTES = env_int("TRAIN_REGISTRY_MAX_MANIFEST_BYTES", 4 * 1024 * 1024)
+TRAIN_REGISTRY_MAX_BLOB_BYTES = env_int("TRAIN_REGISTRY_MAX_BLOB_BYTES", 64 * 1024**3)
+TRAIN_REGISTRY_MAX_PAGE = env_int("TRAIN_REGISTRY_MAX_PAGE", 1000)
+TRAIN_REGISTRY_UPLOAD_TTL_SECONDS = env_int("TRAIN_REGISTRY_UPLOAD_TTL_SECONDS", 24 * 3600)
+TRAIN_REGISTRY_LOGIN_FAILURES = env_int("TRAIN_REGISTRY_LOGIN_FAILURES", 10)
+TRAIN_REGISTRY_LOGIN_WINDOW_SECONDS = env_int("TRAIN_REGISTRY_LOGIN_WINDOW_SECONDS", 600)
 
 # --- Backends -------------------------------------------------------------------------------------
 TRAIN_LOCAL_BACKEND = env_bool("TRAIN_LOCAL_BACKEND", default=not PRODUCTION)
@@ -239,6 +266,16 @@ TRAIN_LOCAL_MOUNT_ROOTS = [
     Path(p).resolve() for p in env_list("TRAIN_LOCAL_MOUNT_ROOTS", [str(TRAIN_DATA_DIR / "storage")])
 ]
 TRAIN_LOCAL_KILL_GRACE_SECONDS = env_int("TRAIN_LOCAL_KILL_GRACE_SECONDS", 10)
+# sagemaker: an account's `endpoint_url` (VPC endpoint, emulator) may only name these hosts (a leading
+# "." matches subdomains), so no account can aim Train's signed AWS requests at an internal service.
+TRAIN_AWS_ENDPOINT_HOSTS = env_list(
+    "TRAIN_AWS_ENDPOINT_HOSTS",
+    [".amazonaws.com", ".amazonaws.com.cn", ".api.aws"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
+)
+# How long an AWS call may wait for its answer; a create that times out is looked up before a retry.
+TRAIN_AWS_READ_TIMEOUT_SECONDS = env_int("TRAIN_AWS_READ_TIMEOUT_SECONDS", 30)
+# Poll interval bounds for SageMaker jobs in seconds: soon after a change, at most this rarely.
+TRAIN_SAGEMAKER_POLL_SECONDS = tuple(int(v) for v in env_list("TRAIN_SAGEMAKER_POLL_SECONDS", ["30", "300"]))
 
 # --- Fault injection (tests only) -----------------------------------------------------------------
 TRAIN_FAULTS = "" if PRODUCTION else os.environ.get("TRAIN_FAULTS", "")

@@ -95,8 +95,8 @@ def gunicorn(tmp_path: Path, **env):
             if proc.poll() is not None:
                 raise AssertionError(f"gunicorn exited: {(tmp_path / 'gunicorn.log').read_text()[-2000:]}")
             try:
-                return requests.get(f"{base}/readyz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(f"{base}/readyz", timeout=2).status_code == 200
+            except requests.RequestException:  # not listening yet, or workers still booting
                 return False
 
         wait_until(ready, timeout=30, message="gunicorn to answer /readyz")

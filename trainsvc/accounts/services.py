@@ -19,9 +19,14 @@ def account_create(*, account_id: str, name: str = "") -> Account:
     return account
 
 
-def service_user_for(account: Account):
-    """The non-login user that owns an account's keys when no person is named."""
-    user, created = get_user_model().objects.get_or_create(username=f"svc-{account.id}")
+def service_user_for(account: Account, role: str = Role.ADMIN):
+    """The non-login user that owns an account's keys of `role` when no person is named.
+
+    A role belongs to the membership (user, account), so keys of different roles need different
+    users: with one service user, issuing an admin key would turn every viewer key into an admin key.
+    The "." cannot occur in an account id, so `svc-a.viewer` never names account a-viewer's user."""
+    username = f"svc-{account.id}" if role == Role.ADMIN else f"svc-{account.id}.{role}"
+    user, created = get_user_model().objects.get_or_create(username=username)
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
@@ -29,18 +34,23 @@ def service_user_for(account: Account):
 
 
 @transaction.atomic
-def api_key_create(*, account: Account, role: str = Role.ADMIN, username: str | None = None, name: str = ""):
-    """Issue a key for `username` (or the account's service user) with `role` in `account`.
+def api_key_create(*, account: Account, role: str | None = None, username: str | None = None, name: str = ""):
+    """Issue a key for `username` (or the account's service user for the role) in `account`.
 
-    Returns (key, plaintext). An existing membership keeps the role it has unless `role` is given
-    explicitly by the caller (the command always passes one)."""
-    if role not in Role.values:
+    Returns (key, plaintext). With no `role`, a user who is already a member keeps their role and a new
+    membership is admin; a `role` given explicitly is applied to the membership."""
+    if role is not None and role not in Role.values:
         raise AccountError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
     if username:
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise AccountError(f"No user named {username!r}.")
     else:
-        user = service_user_for(account)
-    Membership.objects.update_or_create(user=user, account=account, defaults={"role": role})
-    return ApiKey.issue(user=user, name=name or f"{account.id} {role}")
+        user = service_user_for(account, role or Role.ADMIN)
+    membership, _ = Membership.objects.get_or_create(
+        user=user, account=account, defaults={"role": role or Role.ADMIN}
+    )
+    if role and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return ApiKey.issue(user=user, name=name or f"{account.id} {membership.role}")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from trainsvc.accounts.models import Account, Role
+from trainsvc.accounts.models import Account, Membership, Role
 from trainsvc.accounts.services import AccountError, api_key_create
 
 
@@ -9,7 +9,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("account_id")
-        parser.add_argument("--role", default=Role.ADMIN, choices=Role.values)
+        parser.add_argument(
+            "--role", default=None, choices=Role.values,
+            help="Default: admin for a new membership; an existing member named with --user keeps their role.",
+        )
         parser.add_argument("--user", default=None, help="Existing username; default: the account's service user.")
         parser.add_argument("--name", default="", help="A label for the key.")
 
@@ -21,5 +24,6 @@ class Command(BaseCommand):
             key, plaintext = api_key_create(account=account, role=role, username=user, name=name)
         except AccountError as exc:
             raise CommandError(str(exc)) from exc
+        role = Membership.objects.get(user=key.user, account=account).role
         self.stderr.write(f"Key {key.key_id} for {key.user.username} ({role}) in {account.id}; it is shown once:")
         self.stdout.write(plaintext)

@@ -1,0 +1,77 @@
+"""Production mode: `check --deploy` is clean, a weak SECRET_KEY stops the process, the local backend
+is off unless asked for, and the health endpoints answer."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PRINT_BACKENDS = (
+    "import django; django.setup(); "
+    "from backends.registry import enabled_backend_names; print(enabled_backend_names())"
+)
+
+
+def production_env(tmp_path, **overrides) -> dict:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("TRAIN_", "DJANGO_")) and key not in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG")}
+    env.update(TRAIN_ENV="production", SECRET_KEY=secrets.token_urlsafe(48)[:64], ALLOWED_HOSTS="train.example.com",
+               DJANGO_SETTINGS_MODULE="trainsvc.settings", TRAIN_DATA_DIR=str(tmp_path))
+    env.update(overrides)
+    return {key: value for key, value in env.items() if value is not None}
+
+
+def run(args, env):
+    return subprocess.run([sys.executable, *args], cwd=BASE_DIR, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_check_deploy_is_clean_in_production(tmp_path):
+    env = production_env(tmp_path)
+    assert len(env["SECRET_KEY"]) == 64
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("secret_key", [
+    pytest.param(None, id="unset"),
+    pytest.param("", id="empty"),
+    pytest.param("short-secret", id="short"),
+    pytest.param("a" * 64, id="one-character-repeated"),
+    pytest.param("dev-insecure-train-secret-key-do-not-use-in-production", id="the-development-key"),
+])
+def test_production_refuses_to_start_without_a_strong_secret_key(tmp_path, secret_key):
+    result = run(["manage.py", "check"], production_env(tmp_path, SECRET_KEY=secret_key))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_the_local_backend_is_off_in_production(tmp_path):
+    result = run(["-c", PRINT_BACKENDS], production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "local" not in result.stdout
+
+
+def test_the_local_backend_can_be_turned_on_in_production(tmp_path):
+    result = run(["-c", PRINT_BACKENDS], production_env(tmp_path, TRAIN_LOCAL_BACKEND="1"))
+    assert result.returncode == 0, result.stderr
+    assert "'local'" in result.stdout
+
+
+def test_healthz_answers_200(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_answers_200_when_the_database_does(client, db):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
