@@ -81,23 +81,33 @@ def qcluster(tmp_path: Path, **env):
 
 
 @contextmanager
-def gunicorn(tmp_path: Path, **env):
-    """A gateway on a free loopback port; yields its base URL once /readyz answers."""
+def gateway(tmp_path: Path, *, workers: int = 2, **env):
+    """A gunicorn gateway (sync workers, as in the Procfile) on a free loopback port; yields (base URL,
+    process) once /readyz answers. The control socket is off so several gateways can run side by side."""
     import requests
 
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "trainsvc.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-            "--timeout", "120"]
-    with running(argv, env=service_env(**env), log_path=tmp_path / "gunicorn.log") as proc:
+    argv = [sys.executable, "-m", "gunicorn", "trainsvc.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
+            str(workers), "--timeout", "120", "--no-control-socket"]
+    log = tmp_path / "gunicorn.log"
+    with running(argv, env=service_env(**env), log_path=log) as proc:
         base = f"http://127.0.0.1:{port}"
 
         def ready():
             if proc.poll() is not None:
-                raise AssertionError(f"gunicorn exited: {(tmp_path / 'gunicorn.log').read_text()[-2000:]}")
+                raise AssertionError(f"gunicorn exited: {log.read_text()[-2000:]}")
             try:
-                return requests.get(f"{base}/readyz", timeout=2).status_code == 200
+                # A worker's first answer imports the URL configuration: allow it time on a busy machine.
+                return requests.get(f"{base}/readyz", timeout=10).status_code == 200
             except requests.RequestException:  # not listening yet, or workers still booting
                 return False
 
-        wait_until(ready, timeout=30, message="gunicorn to answer /readyz")
+        wait_until(ready, timeout=60, message="gunicorn to answer /readyz")
+        yield base, proc
+
+
+@contextmanager
+def gunicorn(tmp_path: Path, **env):
+    """A gateway; yields its base URL."""
+    with gateway(tmp_path, **env) as (base, _proc):
         yield base

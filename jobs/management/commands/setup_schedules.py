@@ -8,6 +8,7 @@ from django_q.models import Schedule
 SCHEDULES = [
     ("train: poll due jobs", "jobs.tasks.poll_due_jobs", lambda: max(1, settings.TRAIN_POLL_INTERVAL_SECONDS // 60)),
     ("train: sweep jobs", "jobs.tasks.sweep_jobs", lambda: 1),
+    ("train: expire registry uploads", "registry.tasks.expire_uploads", lambda: 60),
 ]
 
 

@@ -1,0 +1,247 @@
+"""Who is calling the registry and what they may do.
+
+One ceiling decides every path — Basic on /v2, Basic on the token endpoint, the OAuth2 form POST, and
+Bearer tokens (re-checked on each request, so a revoked key or a removed membership stops working
+within the token's lifetime): a repository is reachable only inside the caller's account, viewers
+only pull, and only admins delete (docs/decisions/0022-registry-scope-ceiling.md)."""
+
+import base64
+import binascii
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.db.models import F
+from django.utils import timezone
+
+from registry.errors import RegistryError
+from registry.names import account_of
+from registry.reference import NAME_MAX_LENGTH, REPOSITORY_RE
+from registry.tokens import InvalidToken, token_verify
+from trainsvc.accounts.models import ACCOUNT_ID_MAX_LENGTH, ApiKey, Membership, Role
+
+log = logging.getLogger(__name__)
+
+ALL_ACTIONS = frozenset({"pull", "push", "delete"})
+ROLE_ACTIONS = {
+    Role.VIEWER: frozenset({"pull"}),
+    Role.MEMBER: frozenset({"pull", "push"}),
+    Role.ADMIN: ALL_ACTIONS,
+}
+CATALOG = "registry:catalog"
+MAX_SCOPES = 20  # a login asks for a handful; more is noise or abuse
+
+
+@dataclass(frozen=True)
+class Caller:
+    account_id: str
+    key: ApiKey
+    role: str
+    # The token's grants; None when the caller sent Basic credentials on this request.
+    token_access: dict[str, frozenset[str]] | None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.key.user.get_username()} (key {self.key.key_id})"
+
+
+class LoginRefused(Exception):
+    def __init__(self, retry_after: int = 0):
+        super().__init__("login refused")
+        self.retry_after = retry_after
+
+
+def ceiling(*, account_id: str, role: str, resource: str) -> frozenset[str]:
+    """The most a member with `role` in `account_id` may ever be granted on `resource`."""
+    if resource == CATALOG:
+        return frozenset({"*"})
+    kind, _, name = resource.partition(":")
+    if kind != "repository" or len(name) > NAME_MAX_LENGTH or not REPOSITORY_RE.match(name) or "/" not in name:
+        return frozenset()
+    if account_of(name) != account_id:
+        return frozenset()
+    return ROLE_ACTIONS.get(role, frozenset())
+
+
+def scopes_parse(values) -> dict[str, frozenset[str]]:
+    """`repository:<name>:<actions>` / `registry:catalog:*` items (repeated, or space-separated).
+    Malformed items and unknown types are dropped, not errors: the grant is simply smaller."""
+    requested: dict[str, frozenset[str]] = {}
+    items = [item for value in values for item in value.split()][:MAX_SCOPES]
+    for item in items:
+        parts = item.split(":")
+        if len(parts) != 3:
+            continue
+        kind, name, actions = parts
+        wanted = frozenset(a for a in actions.split(",") if a)
+        if kind == "repository":
+            wanted = ALL_ACTIONS if "*" in wanted else wanted & ALL_ACTIONS
+        elif (kind, name) == ("registry", "catalog") and "*" in wanted:
+            wanted = frozenset({"*"})
+        else:
+            continue
+        resource = f"{kind}:{name}"
+        requested[resource] = requested.get(resource, frozenset()) | wanted
+    return requested
+
+
+def scopes_grant(*, account_id: str, role: str, requested: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    granted = {}
+    for resource, actions in requested.items():
+        allowed = actions & ceiling(account_id=account_id, role=role, resource=resource)
+        if allowed:
+            granted[resource] = allowed
+    return granted
+
+
+def scope_string(granted: dict[str, frozenset[str]]) -> str:
+    return " ".join(f"{resource}:{','.join(sorted(actions))}" for resource, actions in sorted(granted.items()))
+
+
+# --- failed logins: an atomic counter per (user, source network) -----------------------------------
+
+def _source_network(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def failure_key(username: str, address: str) -> str:
+    return f"{username[:ACCOUNT_ID_MAX_LENGTH + 1]}|{_source_network(address)}"
+
+
+def login_retry_after(key: str) -> int:
+    """Seconds until `key` may try again (0: not blocked)."""
+    from registry.models import LoginFailure
+
+    window = settings.TRAIN_REGISTRY_LOGIN_WINDOW_SECONDS
+    row = LoginFailure.objects.filter(key=key).first()
+    if row is None or row.count < settings.TRAIN_REGISTRY_LOGIN_FAILURES:
+        return 0
+    remaining = window - (timezone.now() - row.window_start).total_seconds()
+    return max(0, int(remaining) + 1) if remaining > 0 else 0
+
+
+def login_failure_record(key: str) -> None:
+    from registry.models import LoginFailure
+
+    now = timezone.now()
+    window_start = now - timezone.timedelta(seconds=settings.TRAIN_REGISTRY_LOGIN_WINDOW_SECONDS)
+    # One UPDATE … SET count = count + 1 per failure: concurrent failures are all counted.
+    if LoginFailure.objects.filter(key=key, window_start__gte=window_start).update(count=F("count") + 1):
+        return
+    if LoginFailure.objects.filter(key=key, window_start__lt=window_start).update(count=1, window_start=now):
+        return
+    try:
+        LoginFailure.objects.create(key=key, count=1, window_start=now)
+    except IntegrityError:
+        LoginFailure.objects.filter(key=key).update(count=F("count") + 1)
+
+
+def credentials_check(*, username: str, password: str, address: str) -> tuple[ApiKey, str]:
+    """(key, role) for account `username` and API key `password`; LoginRefused otherwise (uniformly
+    for an unknown account, a wrong key and a non-member, with the same work done)."""
+    key_name = failure_key(username, address)
+    retry_after = login_retry_after(key_name)
+    if retry_after:
+        raise LoginRefused(retry_after)
+    key = ApiKey.objects.authenticate(password)
+    membership = None
+    if key is not None:
+        membership = Membership.objects.filter(user=key.user, account_id=username).first()
+    if membership is None:
+        login_failure_record(key_name)
+        log.warning("registry login failed for account %r (key %s)", username[:80],
+                    key.key_id if key else "unknown")
+        raise LoginRefused()
+    key.touch()
+    return key, membership.role
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """(username, password) from `Basic <base64>`; None when malformed (bad base64, no colon, not UTF-8)."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    username, colon, password = decoded.partition(":")
+    return (username, password) if colon else None
+
+
+# --- per-request authorisation on /v2 ---------------------------------------------------------------
+
+def challenge(request, *, scope: str = "", error: str = "") -> str:
+    realm = request.build_absolute_uri("/v2/token")
+    value = f'Bearer realm="{realm}",service="{settings.TRAIN_REGISTRY_SERVICE}"'
+    if scope:
+        value += f',scope="{scope}"'
+    if error:
+        value += f',error="{error}"'
+    return value
+
+
+def _unauthorized(request, needs, error="", message=""):
+    scope = scope_string({resource: frozenset([action]) for resource, action in needs})
+    return RegistryError("UNAUTHORIZED", message, headers={
+        "WWW-Authenticate": challenge(request, scope=scope, error=error)})
+
+
+def _bearer_caller(request, token: str, needs) -> Caller:
+    try:
+        claims = token_verify(token)
+    except InvalidToken as exc:
+        raise _unauthorized(request, needs, "invalid_token", "invalid or expired token") from exc
+    key = ApiKey.objects.select_related("user").filter(pk=claims.key_pk).first()
+    membership = None
+    if key is not None and key.is_active():
+        membership = Membership.objects.filter(user=key.user, account_id=claims.account_id).first()
+    if membership is None:
+        raise _unauthorized(request, needs, "invalid_token", "the key behind this token is no longer valid")
+    return Caller(account_id=claims.account_id, key=key, role=membership.role, token_access=claims.access)
+
+
+def request_caller(request, needs=()) -> Caller:
+    """The authenticated caller of a /v2 request (Bearer token, or Basic credentials), or 401/429."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return _bearer_caller(request, header[7:].strip(), needs)
+    credentials = basic_credentials(header) if header else None
+    if credentials is None:
+        raise _unauthorized(request, needs)
+    try:
+        key, role = credentials_check(username=credentials[0], password=credentials[1],
+                                      address=request.META.get("REMOTE_ADDR", ""))
+    except LoginRefused as exc:
+        if exc.retry_after:
+            raise RegistryError("TOOMANYREQUESTS", "too many failed logins; try again later",
+                                headers={"Retry-After": str(exc.retry_after)}) from exc
+        raise _unauthorized(request, needs, message="invalid credentials") from exc
+    return Caller(account_id=credentials[0], key=key, role=role, token_access=None)
+
+
+def authorize(request, needs) -> Caller:
+    """Authenticate, then check each (resource, action) in `needs` against the ceiling and the token.
+    Beyond the ceiling → 403 DENIED (a new token would not help); missing from the token only →
+    401 insufficient_scope, so the client fetches a token with that scope."""
+    caller = request_caller(request, needs)
+    for resource, action in needs:
+        if action not in ceiling(account_id=caller.account_id, role=caller.role, resource=resource):
+            raise RegistryError("DENIED", detail={"resource": resource, "action": action})
+        if caller.token_access is not None and not ({action, "*"} & caller.token_access.get(resource, frozenset())):
+            raise _unauthorized(request, needs, "insufficient_scope", "the token does not grant this access")
+    return caller
+
+
+def may(caller: Caller, resource: str, action: str) -> bool:
+    """Whether `caller` holds `action` on `resource` (for optional rights such as a mount's source)."""
+    if action not in ceiling(account_id=caller.account_id, role=caller.role, resource=resource):
+        return False
+    return caller.token_access is None or action in caller.token_access.get(resource, frozenset())

@@ -1,0 +1,141 @@
+"""Request and response helpers shared by the /v2 views: bodies, ranges, pages."""
+
+import math
+import re
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db import connection
+from django.db.models.functions import Collate
+from django.http import HttpResponse
+
+from registry.errors import RegistryError
+from registry.store import CHUNK_BYTES
+
+CONTENT_RANGE_RE = re.compile(r"\A(?:bytes )?(\d{1,19})-(\d{1,19})\Z")
+RANGE_RE = re.compile(r"\Abytes=(\d{0,19})-(\d{0,19})\Z")
+
+
+def declared_length(request) -> int | None:
+    raw = request.META.get("CONTENT_LENGTH")
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit():
+        raise RegistryError("SIZE_INVALID", "Content-Length must be a whole number",
+                            detail={"Content-Length": raw[:40]})
+    return int(raw)
+
+
+def has_body(request) -> bool:
+    length = declared_length(request)
+    return bool(length) or (length is None and bool(request.META.get("wsgi.input_terminated")))
+
+
+def body_chunks(request):
+    """The request body in bounded chunks, never whole. With Content-Length, exactly that many bytes
+    (a shorter body is SIZE_INVALID); without it (a chunked, streaming PATCH), until the end of the
+    stream, which gunicorn marks as terminated."""
+    length = declared_length(request)
+    if length is not None:
+        remaining = length
+        while remaining > 0:
+            data = request.read(min(CHUNK_BYTES, remaining))
+            if not data:
+                raise RegistryError("SIZE_INVALID", "the body is shorter than its Content-Length",
+                                    detail={"Content-Length": length, "received": length - remaining})
+            remaining -= len(data)
+            yield data
+        return
+    if request.META.get("wsgi.input_terminated"):
+        stream = request.META["wsgi.input"]
+        while data := stream.read(CHUNK_BYTES):
+            yield data
+
+
+def body_bytes(request, *, limit: int) -> bytes:
+    """A small body (a manifest), refused with 413 past `limit` without reading it all."""
+    length = declared_length(request)
+    if length is not None and length > limit:
+        raise RegistryError("SIZE_INVALID", f"manifests are limited to {limit} bytes", status=413)
+    data = bytearray()
+    for chunk in body_chunks(request):
+        data += chunk
+        if len(data) > limit:
+            raise RegistryError("SIZE_INVALID", f"manifests are limited to {limit} bytes", status=413)
+    return bytes(data)
+
+
+def content_range(request) -> tuple[int, int] | None:
+    raw = request.headers.get("Content-Range")
+    if raw is None:
+        return None
+    match = CONTENT_RANGE_RE.match(raw.strip())
+    if not match or int(match[2]) < int(match[1]):
+        raise RegistryError("RANGE_INVALID", "Content-Range must be <start>-<end>", detail={"Content-Range": raw[:80]})
+    return int(match[1]), int(match[2])
+
+
+def byte_range(request, size: int) -> tuple[int, int] | None:
+    """(start, length) for a satisfiable single `Range: bytes=` request, None for a full body;
+    416 for anything unsatisfiable or malformed (multiple ranges are not supported)."""
+    raw = request.headers.get("Range")
+    if raw is None:
+        return None
+    match = RANGE_RE.match(raw.strip())
+    unsatisfiable = RegistryError("RANGE_INVALID", "requested range not satisfiable",
+                                  headers={"Content-Range": f"bytes */{size}"})
+    if not match or (match[1] == "" and match[2] == ""):
+        raise unsatisfiable
+    if match[1] == "":
+        length = min(int(match[2]), size)
+        if length == 0:
+            raise unsatisfiable
+        return size - length, length
+    start = int(match[1])
+    end = min(int(match[2]), size - 1) if match[2] else size - 1
+    if start >= size or end < start:
+        raise unsatisfiable
+    return start, end - start + 1
+
+
+def empty(status: int, headers: dict) -> HttpResponse:
+    response = HttpResponse(status=status)
+    for name, value in headers.items():
+        response[name] = value
+    response.setdefault("Content-Length", "0")
+    return response
+
+
+def page_size(request) -> int | None:
+    """`n` clamped to [0, TRAIN_REGISTRY_MAX_PAGE]; None when absent. Non-numbers are 400."""
+    raw = request.GET.get("n")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw) if not raw.lstrip("-").isdigit() else int(raw)
+    except ValueError as exc:
+        raise RegistryError("PAGINATION_NUMBER_INVALID", detail={"n": raw[:40]}) from exc
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RegistryError("PAGINATION_NUMBER_INVALID", detail={"n": raw[:40]})
+    return int(max(0, min(value, settings.TRAIN_REGISTRY_MAX_PAGE)))
+
+
+def binary(field: str):
+    """`field` compared byte by byte: the spec's lexical order, whatever the database collation."""
+    return Collate(field, "C" if connection.vendor == "postgresql" else "BINARY")
+
+
+def paginate(queryset, field: str, request, *, path: str):
+    """(values, Link header or "") over `queryset`, ordered by `field` bytewise, after `last`."""
+    n = page_size(request)
+    last = request.GET.get("last", "")
+    rows = queryset.annotate(_sort=binary(field)).order_by("_sort")
+    if last:
+        rows = rows.filter(_sort__gt=last)
+    limit = settings.TRAIN_REGISTRY_MAX_PAGE if n is None else n
+    values = list(rows.values_list(field, flat=True)[: limit + 1]) if limit else []
+    link = ""
+    if len(values) > limit:
+        values = values[:limit]
+        link = f'<{path}?{urlencode({"n": limit, "last": values[-1]})}>; rel="next"'
+    return values, link

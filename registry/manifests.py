@@ -1,0 +1,129 @@
+"""Parsing and checking manifest documents (Docker schema 2, Docker manifest list, OCI manifest, OCI
+index). The bytes are stored verbatim; parsing only finds what they reference and rejects what is
+ambiguous or malformed (reference: registry.md §1.2 and §3 #3)."""
+
+import json
+from dataclasses import dataclass, field
+
+from registry.errors import RegistryError
+from registry.reference import DIGEST_RE
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+IMAGE_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
+INDEX_TYPES = frozenset({DOCKER_LIST, OCI_INDEX})
+MANIFEST_TYPES = IMAGE_TYPES | INDEX_TYPES
+# Layers that live elsewhere (`urls`) and that registries need not hold.
+NON_DISTRIBUTABLE_MARKERS = ("nondistributable", "foreign")
+MAX_DESCRIPTORS = 10_000
+
+
+@dataclass
+class ParsedManifest:
+    media_type: str
+    blobs: list[str] = field(default_factory=list)  # config and layers that must be linked here
+    children: list[str] = field(default_factory=list)  # manifests an index names
+    subject: str = ""
+    artifact_type: str = ""
+    blob_bytes: int = 0  # config + layers, from the descriptors
+
+
+def _invalid(message: str, **detail):
+    return RegistryError("MANIFEST_INVALID", message, detail=detail or None)
+
+
+def media_type_of(content_type: str) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _descriptor(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise _invalid(f"{where} must be a descriptor object")
+    digest, size, media_type = value.get("digest"), value.get("size"), value.get("mediaType")
+    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+        raise _invalid(f"{where}.digest must be sha256:<64 hex>", digest=str(digest)[:100])
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise _invalid(f"{where}.size must be a non-negative integer")
+    if media_type is not None and not isinstance(media_type, str):
+        raise _invalid(f"{where}.mediaType must be a string")
+    return value
+
+
+def _is_non_distributable(descriptor: dict) -> bool:
+    media_type = descriptor.get("mediaType") or ""
+    return bool(descriptor.get("urls")) and any(marker in media_type for marker in NON_DISTRIBUTABLE_MARKERS)
+
+
+def _load(body: bytes) -> dict:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise _invalid("the manifest is not valid JSON") from exc
+    if not isinstance(document, dict):
+        raise _invalid("the manifest must be a JSON object")
+    if document.get("schemaVersion") != 2:
+        raise _invalid("only schemaVersion 2 manifests are supported (schema 1 is deprecated)")
+    return document
+
+
+def manifest_parse(content_type: str, body: bytes) -> ParsedManifest:
+    media_type = media_type_of(content_type)
+    if media_type not in MANIFEST_TYPES:
+        raise _invalid(f"unsupported manifest media type {media_type or '(none)'!r}; use one of "
+                       + ", ".join(sorted(MANIFEST_TYPES)))
+    document = _load(body)
+    declared = document.get("mediaType")
+    if declared is not None and declared != media_type:
+        raise _invalid("the manifest's mediaType does not match the Content-Type it was sent with",
+                       mediaType=str(declared)[:200], contentType=media_type)
+    if media_type.startswith("application/vnd.docker.") and declared is None:
+        raise _invalid("Docker manifests must state their mediaType")
+    if "manifests" in document and ("layers" in document or "config" in document):
+        raise _invalid("a document cannot be both an index (manifests) and an image (config, layers)")
+    parsed = ParsedManifest(media_type=media_type)
+    if media_type in IMAGE_TYPES:
+        _parse_image(document, parsed)
+    else:
+        _parse_index(document, parsed)
+    if "subject" in document:
+        parsed.subject = _descriptor(document["subject"], "subject")["digest"]
+    artifact_type = document.get("artifactType")
+    if artifact_type is not None and not isinstance(artifact_type, str):
+        raise _invalid("artifactType must be a string")
+    parsed.artifact_type = artifact_type or parsed.artifact_type
+    return parsed
+
+
+def _parse_image(document: dict, parsed: ParsedManifest) -> None:
+    if "manifests" in document:
+        raise _invalid("an image manifest has config and layers, not manifests")
+    config = _descriptor(document.get("config"), "config")
+    layers = document.get("layers", [])
+    if not isinstance(layers, list) or len(layers) > MAX_DESCRIPTORS:
+        raise _invalid("layers must be a list of descriptors")
+    parsed.blobs.append(config["digest"])
+    parsed.blob_bytes += config["size"]
+    parsed.artifact_type = config.get("mediaType") or ""
+    for index, layer in enumerate(layers):
+        layer = _descriptor(layer, f"layers[{index}]")
+        parsed.blob_bytes += layer["size"]
+        if not _is_non_distributable(layer):
+            parsed.blobs.append(layer["digest"])
+
+
+def _parse_index(document: dict, parsed: ParsedManifest) -> None:
+    manifests = document.get("manifests")
+    if not isinstance(manifests, list) or len(manifests) > MAX_DESCRIPTORS:
+        raise _invalid("an index must have a list of manifests")
+    for index, child in enumerate(manifests):
+        parsed.children.append(_descriptor(child, f"manifests[{index}]")["digest"])
+
+
+def annotations_of(content: bytes) -> dict:
+    try:
+        value = json.loads(content).get("annotations")
+    except (ValueError, AttributeError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}

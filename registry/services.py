@@ -1,0 +1,277 @@
+"""Registry workflows: uploads, links, manifests and tags. Called by the /v2 views, the API and tasks.
+
+Rules kept here and nowhere else: a blob is visible in a repository only through a link; a blob is
+stored only after its bytes hash to the digest the client named; a manifest is stored only when all
+it references is in the repository; every tag move writes a TagEvent in the same transaction."""
+
+import hashlib
+import logging
+import uuid
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from registry.errors import RegistryError
+from registry.hashing import ResumableSha256, new_hasher, saved_state
+from registry.manifests import manifest_parse
+from registry.models import Blob, Manifest, Repository, RepositoryBlob, Tag, TagEvent, Upload
+from registry.names import account_of, reference_kind
+from registry.store import get_store
+
+log = logging.getLogger(__name__)
+
+
+def repository_find(*, name: str) -> Repository | None:
+    return Repository.objects.filter(name=name).first()
+
+
+def repository_for_push(*, name: str) -> Repository:
+    """The repository `name`, created on first push. Its account exists: the caller is a member."""
+    repository = repository_find(name=name)
+    if repository is not None:
+        return repository
+    try:
+        with transaction.atomic():
+            return Repository.objects.create(name=name, account_id=account_of(name))
+    except IntegrityError:
+        return Repository.objects.get(name=name)
+
+
+def blob_in_repository(*, repository: Repository | None, digest: str) -> Blob | None:
+    if repository is None:
+        return None
+    link = RepositoryBlob.objects.select_related("blob").filter(repository=repository, blob__digest=digest).first()
+    return link.blob if link else None
+
+
+def _link(repository: Repository, blob: Blob) -> None:
+    try:
+        with transaction.atomic():
+            RepositoryBlob.objects.get_or_create(repository=repository, blob=blob)
+    except IntegrityError:
+        pass  # a concurrent push linked it first
+
+
+# --- uploads ---------------------------------------------------------------------------------------
+
+def upload_start(*, repository: Repository, actor: str) -> Upload:
+    upload = Upload(repository=repository, created_by=actor[:200])
+    upload.store_state = get_store().upload_init(upload)
+    if ResumableSha256.available():
+        upload.hash_state = saved_state(new_hasher())
+    upload.save(force_insert=True)
+    return upload
+
+
+def upload_find(*, repository: Repository | None, upload_id: str) -> Upload:
+    """The live session `upload_id` of `repository`; another repository's session is unknown here."""
+    try:
+        key = uuid.UUID(upload_id)
+    except ValueError:
+        key = None
+    upload = None
+    if key is not None and repository is not None:
+        upload = Upload.objects.filter(pk=key, repository=repository, expires_at__gt=timezone.now()).first()
+    if upload is None:
+        raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:64]})
+    return upload
+
+
+class _Counting:
+    """Pass chunks through, hashing and counting them, refusing to exceed the blob size limit."""
+
+    def __init__(self, chunks, hasher, limit: int):
+        self.chunks, self.hasher, self.limit, self.count = chunks, hasher, limit, 0
+
+    def __iter__(self):
+        for chunk in self.chunks:
+            self.count += len(chunk)
+            if self.count > self.limit:
+                raise RegistryError("SIZE_INVALID", "the blob is larger than this registry accepts",
+                                    status=413)
+            if self.hasher is not None:
+                self.hasher.update(chunk)
+            yield chunk
+
+
+def upload_append(*, upload: Upload, chunks, start: int | None = None) -> Upload:
+    """Append a request body at the upload's offset. `start` (from Content-Range) must be that offset."""
+    if start is not None and start != upload.offset:
+        raise _range_error(upload, f"the next chunk must start at byte {upload.offset}")
+    resumable = bool(upload.hash_state) or (upload.offset == 0 and ResumableSha256.available())
+    hasher = new_hasher(bytes(upload.hash_state)) if resumable else None
+    counting = _Counting(chunks, hasher, settings.TRAIN_REGISTRY_MAX_BLOB_BYTES - upload.offset)
+    store_state = get_store().upload_write(upload, counting)
+    now = timezone.now()
+    new_offset = upload.offset + counting.count
+    # Conditional on the offset we started from: of two requests racing on one session, one wins.
+    won = Upload.objects.filter(pk=upload.pk, offset=upload.offset).update(
+        offset=new_offset, hash_state=saved_state(hasher) if hasher else b"", store_state=store_state,
+        updated_at=now,
+    )
+    if not won:
+        upload.refresh_from_db()
+        raise _range_error(upload, "another request changed this upload")
+    upload.offset, upload.store_state, upload.updated_at = new_offset, store_state, now
+    upload.hash_state = saved_state(hasher) if hasher else b""
+    return upload
+
+
+def _range_error(upload: Upload, message: str) -> RegistryError:
+    last = max(upload.offset - 1, 0)
+    return RegistryError("RANGE_INVALID", message, headers={
+        "Range": f"0-{last}", "Location": upload_location(upload), "Docker-Upload-UUID": str(upload.pk)})
+
+
+def upload_location(upload: Upload) -> str:
+    return f"/v2/{upload.repository.name}/blobs/uploads/{upload.pk}"
+
+
+def _digest_of(upload: Upload) -> str:
+    if upload.hash_state:
+        return "sha256:" + ResumableSha256(bytes(upload.hash_state)).hexdigest()
+    hasher = hashlib.sha256()
+    for chunk in get_store().upload_read(upload):
+        hasher.update(chunk)
+    return "sha256:" + hasher.hexdigest()
+
+
+def upload_finish(*, upload: Upload, digest: str, chunks=None) -> Blob:
+    """Close the session: append the final body (if any), verify the whole blob against `digest`,
+    store it under that digest and link it into the repository. A mismatch stores nothing."""
+    if chunks is not None:
+        upload = upload_append(upload=upload, chunks=chunks)
+    store = get_store()
+    store.upload_assemble(upload)
+    actual = _digest_of(upload)
+    if actual != digest:
+        upload_cancel(upload=upload)
+        raise RegistryError("DIGEST_INVALID", detail={"Digest": digest, "Actual": actual})
+    store.upload_promote(upload, digest)
+    with transaction.atomic():
+        blob, _ = Blob.objects.get_or_create(digest=digest, defaults={"size": upload.offset})
+        _link(upload.repository, blob)
+        Upload.objects.filter(pk=upload.pk).delete()
+    return blob
+
+
+def upload_cancel(*, upload: Upload) -> None:
+    get_store().upload_discard(upload)
+    Upload.objects.filter(pk=upload.pk).delete()
+
+
+def uploads_expire(*, now=None) -> int:
+    """Discard sessions past their expiry (and their stored bytes). Safe to run twice at once."""
+    now = now or timezone.now()
+    count = 0
+    for upload in Upload.objects.select_related("repository").filter(expires_at__lte=now).iterator():
+        try:
+            get_store().upload_discard(upload)
+        except Exception:  # the store may be briefly unreachable; the row stays for the next run
+            log.exception("could not discard upload %s", upload.pk)
+            continue
+        count += Upload.objects.filter(pk=upload.pk).delete()[0]
+    return count
+
+
+def blob_mount(*, repository: Repository, source: Repository | None, digest: str) -> Blob | None:
+    """Link `digest` from `source` into `repository` if `source` has it (the caller's pull right on
+    `source` is checked by the view). None means: fall back to an upload."""
+    blob = blob_in_repository(repository=source, digest=digest)
+    if blob is not None:
+        _link(repository, blob)
+    return blob
+
+
+# --- manifests and tags ----------------------------------------------------------------------------
+
+def manifest_find(*, repository: Repository | None, reference: str) -> Manifest | None:
+    if repository is None:
+        return None
+    if reference_kind(reference) == "digest":
+        return Manifest.objects.filter(repository=repository, digest=reference).first()
+    tag = Tag.objects.select_related("manifest").filter(repository=repository, name=reference).first()
+    return tag.manifest if tag else None
+
+
+def _check_references(repository: Repository, parsed) -> int:
+    """MANIFEST_BLOB_UNKNOWN unless every blob and child is in `repository`; returns the total size."""
+    linked = dict(RepositoryBlob.objects.filter(repository=repository, blob__digest__in=set(parsed.blobs))
+                  .values_list("blob__digest", "blob__size"))
+    for digest in parsed.blobs:
+        if digest not in linked:
+            raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digest": digest})
+    children = dict(Manifest.objects.filter(repository=repository, digest__in=set(parsed.children))
+                    .values_list("digest", "total_size"))
+    for digest in parsed.children:
+        if digest not in children:
+            raise RegistryError("MANIFEST_BLOB_UNKNOWN", "the index names a manifest unknown to this repository",
+                                detail={"digest": digest})
+    return parsed.blob_bytes + sum(children.values())
+
+
+def manifest_put(*, repository: Repository, reference: str, content_type: str, body: bytes, actor: str) -> Manifest:
+    kind = reference_kind(reference)
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    if kind == "digest" and reference != digest:
+        raise RegistryError("DIGEST_INVALID", "the manifest does not hash to the digest it was pushed as",
+                            detail={"Digest": reference, "Actual": digest})
+    parsed = manifest_parse(content_type, body)
+    total_size = _check_references(repository, parsed)
+    with transaction.atomic():
+        manifest, created = Manifest.objects.get_or_create(repository=repository, digest=digest, defaults={
+            "media_type": parsed.media_type, "size": len(body), "content": body, "subject_digest": parsed.subject,
+            "artifact_type": parsed.artifact_type, "total_size": total_size, "pushed_by": actor[:200]})
+        if not created and manifest.media_type != parsed.media_type:
+            raise RegistryError("MANIFEST_INVALID", "this digest is already stored with another media type",
+                                detail={"mediaType": manifest.media_type})
+        if kind == "tag":
+            tag_move(repository=repository, name=reference, manifest=manifest, actor=actor)
+        Repository.objects.filter(pk=repository.pk).update(last_push_at=timezone.now())
+    return manifest
+
+
+def tag_move(*, repository: Repository, name: str, manifest: Manifest, actor: str) -> bool:
+    """Point tag `name` at `manifest`, recording the move; False when it already pointed there."""
+    tag = Tag.objects.select_for_update().select_related("manifest").filter(repository=repository, name=name).first()
+    if tag is None:
+        try:
+            with transaction.atomic():
+                Tag.objects.create(repository=repository, name=name, manifest=manifest)
+        except IntegrityError:
+            # A concurrent push created it: move it as if it had been there.
+            return tag_move(repository=repository, name=name, manifest=manifest, actor=actor)
+        old_digest = ""
+    elif tag.manifest_id == manifest.pk:
+        return False
+    else:
+        old_digest = tag.manifest.digest
+        Tag.objects.filter(pk=tag.pk).update(manifest=manifest, updated_at=timezone.now())
+    TagEvent.objects.create(repository=repository, tag=name, old_digest=old_digest, new_digest=manifest.digest,
+                            actor=actor[:200])
+    return True
+
+
+@transaction.atomic
+def manifest_delete(*, repository: Repository, reference: str, actor: str) -> None:
+    """By tag: remove that tag. By digest: remove the manifest and every tag pointing at it."""
+    if reference_kind(reference) == "tag":
+        tag = Tag.objects.select_for_update().select_related("manifest").filter(
+            repository=repository, name=reference).first()
+        if tag is None:
+            raise RegistryError("MANIFEST_UNKNOWN", detail={"Tag": reference})
+        _tag_remove(tag, actor)
+        return
+    manifest = Manifest.objects.filter(repository=repository, digest=reference).first()
+    if manifest is None:
+        raise RegistryError("MANIFEST_UNKNOWN", detail={"Digest": reference})
+    for tag in Tag.objects.select_for_update().select_related("manifest").filter(manifest=manifest):
+        _tag_remove(tag, actor)
+    manifest.delete()
+
+
+def _tag_remove(tag: Tag, actor: str) -> None:
+    TagEvent.objects.create(repository_id=tag.repository_id, tag=tag.name, old_digest=tag.manifest.digest,
+                            new_digest="", actor=actor[:200])
+    tag.delete()

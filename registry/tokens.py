@@ -1,0 +1,112 @@
+"""Registry bearer tokens: ES256-signed JWTs with a pinned algorithm, bound to this service (`aud`),
+the account (`sub`), the API key that asked (`key`), and per-repository actions (`access`).
+
+The signing key is a PEM file every gateway reads (TRAIN_REGISTRY_SIGNING_KEY); when missing it is
+created once, atomically, so concurrent first requests agree on one key
+(docs/decisions/0021-registry-token-signing.md)."""
+
+import hashlib
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.conf import settings
+from django.utils import timezone
+
+ALGORITHM = "ES256"
+ISSUER = "train"
+LEEWAY_SECONDS = 60  # as distribution's verifier (registry/auth/token/token.go)
+REQUIRED_CLAIMS = ["exp", "iat", "nbf", "aud", "iss", "sub", "jti"]
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    account_id: str
+    key_pk: int
+    access: dict[str, frozenset[str]]  # "repository:<name>" / "registry:catalog" → actions
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".signing-key-")
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, pem)
+        os.close(fd)
+        try:
+            os.link(tmp, path)  # fails if another process created the key first; theirs wins
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+
+
+@cache
+def _keys(path_text: str):
+    path = Path(path_text)
+    if not path.exists():
+        _create_key_file(path)
+    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    public = private.public_key()
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public, hashlib.sha256(der).hexdigest()[:16]
+
+
+def signing_keys():
+    return _keys(str(settings.TRAIN_REGISTRY_SIGNING_KEY))
+
+
+def access_claim(access: dict[str, frozenset[str]]) -> list[dict]:
+    claim = []
+    for resource, actions in sorted(access.items()):
+        kind, _, name = resource.partition(":")
+        claim.append({"type": kind, "name": name, "actions": sorted(actions)})
+    return claim
+
+
+def token_issue(*, account_id: str, key_pk: int, access: dict[str, frozenset[str]]) -> tuple[str, int, str]:
+    """Sign a token; returns (token, expires_in seconds, issued_at RFC 3339)."""
+    private, _, kid = signing_keys()
+    now = timezone.now()
+    ttl = settings.TRAIN_REGISTRY_TOKEN_TTL_SECONDS
+    claims = {
+        "iss": ISSUER, "sub": account_id, "aud": settings.TRAIN_REGISTRY_SERVICE, "key": key_pk,
+        "iat": now, "nbf": now, "exp": now + timezone.timedelta(seconds=ttl), "jti": secrets.token_urlsafe(16),
+        "access": access_claim(access),
+    }
+    token = jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": kid})
+    return token, ttl, now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def token_verify(token: str) -> TokenClaims:
+    """Check signature (ES256 only, server key only), issuer, audience and times; return the claims."""
+    _, public, _ = signing_keys()
+    try:
+        claims = jwt.decode(
+            token, public, algorithms=[ALGORITHM], audience=settings.TRAIN_REGISTRY_SERVICE, issuer=ISSUER,
+            leeway=LEEWAY_SECONDS, options={"require": REQUIRED_CLAIMS},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    if not isinstance(claims.get("key"), int) or not isinstance(claims.get("access"), list):
+        raise InvalidToken("token lacks the key or access claim")
+    access: dict[str, frozenset[str]] = {}
+    for entry in claims["access"]:
+        if not isinstance(entry, dict):
+            raise InvalidToken("malformed access claim")
+        resource = f"{entry.get('type')}:{entry.get('name')}"
+        access[resource] = access.get(resource, frozenset()) | frozenset(map(str, entry.get("actions") or ()))
+    return TokenClaims(account_id=str(claims["sub"]), key_pk=claims["key"], access=access)

@@ -1,0 +1,104 @@
+"""/v2/<name>/manifests/<reference>, /v2/<name>/tags/list and /v2/<name>/referrers/<digest>."""
+
+import json
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+
+from registry.auth import authorize
+from registry.errors import RegistryError, registry_view
+from registry.http import body_bytes, empty, paginate
+from registry.manifests import OCI_INDEX, annotations_of
+from registry.models import Manifest, Tag
+from registry.names import digest_check, name_check, reference_kind
+from registry.services import manifest_delete, manifest_find, manifest_put, repository_find, repository_for_push
+
+
+@registry_view
+def manifest(request, name, reference):
+    name_check(name)
+    kind = reference_kind(reference)
+    resource = f"repository:{name}"
+    if request.method in ("GET", "HEAD"):
+        authorize(request, [(resource, "pull")])
+        return _serve(request, name, reference, kind)
+    if request.method == "PUT":
+        caller = authorize(request, [(resource, "pull"), (resource, "push")])
+        body = body_bytes(request, limit=settings.TRAIN_REGISTRY_MAX_MANIFEST_BYTES)
+        stored = manifest_put(repository=repository_for_push(name=name), reference=reference,
+                              content_type=request.headers.get("Content-Type", ""), body=body, actor=caller.actor)
+        headers = {"Location": f"/v2/{name}/manifests/{stored.digest}", "Docker-Content-Digest": stored.digest}
+        if stored.subject_digest:
+            headers["OCI-Subject"] = stored.subject_digest
+        return empty(201, headers)
+    if request.method == "DELETE":
+        caller = authorize(request, [(resource, "delete")])
+        repository = repository_find(name=name)
+        if repository is None:
+            raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+        manifest_delete(repository=repository, reference=reference, actor=caller.actor)
+        return empty(202, {})
+    raise RegistryError("UNSUPPORTED", status=405, headers={"Allow": "GET, HEAD, PUT, DELETE"})
+
+
+def _serve(request, name, reference, kind):
+    found = manifest_find(repository=repository_find(name=name), reference=reference)
+    if found is None:
+        raise RegistryError("MANIFEST_UNKNOWN", detail={"Tag" if kind == "tag" else "Digest": reference})
+    headers = {"Docker-Content-Digest": found.digest, "ETag": f'"{found.digest}"',
+               "Content-Length": str(found.size)}
+    if request.method == "HEAD":
+        response = empty(200, headers)
+        response["Content-Type"] = found.media_type
+        return response
+    # Exactly the bytes pushed, with the type they were pushed as: the digest is of these bytes.
+    response = HttpResponse(bytes(found.content), content_type=found.media_type)
+    for header, value in headers.items():
+        response[header] = value
+    return response
+
+
+@registry_view
+def tags_list(request, name):
+    name_check(name)
+    if request.method not in ("GET", "HEAD"):
+        raise RegistryError("UNSUPPORTED", status=405, headers={"Allow": "GET"})
+    authorize(request, [(f"repository:{name}", "pull")])
+    repository = repository_find(name=name)
+    if repository is None:
+        raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+    tags, link = paginate(Tag.objects.filter(repository=repository), "name", request,
+                          path=f"/v2/{name}/tags/list")
+    response = JsonResponse({"name": name, "tags": tags})
+    if link:
+        response["Link"] = link
+    return response
+
+
+@registry_view
+def referrers(request, name, digest):
+    name_check(name)
+    digest_check(digest)
+    if request.method not in ("GET", "HEAD"):
+        raise RegistryError("UNSUPPORTED", status=405, headers={"Allow": "GET"})
+    authorize(request, [(f"repository:{name}", "pull")])
+    repository = repository_find(name=name)
+    if repository is None:
+        raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+    rows = Manifest.objects.filter(repository=repository, subject_digest=digest).order_by("created_at", "id")
+    artifact_type = request.GET.get("artifactType")
+    if artifact_type:
+        rows = rows.filter(artifact_type=artifact_type)
+    descriptors = []
+    for row in rows[: settings.TRAIN_REGISTRY_MAX_PAGE]:
+        descriptor = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
+        if row.artifact_type:
+            descriptor["artifactType"] = row.artifact_type
+        if annotations := annotations_of(bytes(row.content)):
+            descriptor["annotations"] = annotations
+        descriptors.append(descriptor)
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors})
+    response = HttpResponse(body, content_type=OCI_INDEX)
+    if artifact_type:
+        response["OCI-Filters-Applied"] = "artifactType"
+    return response

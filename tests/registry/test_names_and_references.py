@@ -1,0 +1,57 @@
+"""Names, tags and digests are checked before any storage access (reliability §4, bad inputs 27, 31)."""
+
+import pytest
+
+from tests.registry.conftest import basic, error_code
+
+DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize("name", [
+    "A/b", "acme//b", "-a/b", "acme/a-", "acme/a..b", "acme/" + "a" * 251, "acme/%2E%2E/b", "acme/caf%C3%A9",
+    "acme", "acme/b/", "acme/ b",
+])
+def test_invalid_names_are_400_name_invalid(client, operator, name):
+    response = client.get(f"/v2/{name}/tags/list", HTTP_AUTHORIZATION=basic("acme", operator.plaintext))
+    assert response.status_code == 400, response.content
+    assert error_code(response) == "NAME_INVALID"
+
+
+def test_encoded_traversal_in_name_is_400(client, operator):
+    response = client.get("/v2/acme%2F..%2Fglobex/app/blobs/" + DIGEST,
+                          HTTP_AUTHORIZATION=basic("acme", operator.plaintext))
+    assert response.status_code == 400
+    assert error_code(response) == "NAME_INVALID"
+
+
+@pytest.mark.parametrize("path", [
+    "/v2/acme/app/blobs/sha256:abc",
+    "/v2/acme/app/blobs/md5:" + "a" * 32,
+    "/v2/acme/app/blobs/sha256:" + "A" * 64,
+    "/v2/acme/app/manifests/sha256:" + "a" * 63,
+    "/v2/acme/app/referrers/sha256:zz",
+])
+def test_malformed_digests_are_400_never_500(client, operator, path):
+    response = client.get(path, HTTP_AUTHORIZATION=basic("acme", operator.plaintext))
+    assert response.status_code == 400
+    assert error_code(response) == "DIGEST_INVALID"
+
+
+@pytest.mark.parametrize("tag", ["a" * 129, ".hidden", "-dash", "tag+plus"])
+def test_invalid_tags_are_400(v2_operator, tag):
+    response = v2_operator.get(f"/v2/acme/app/manifests/{tag}")
+    assert response.status_code == 400
+    assert error_code(response) == "TAG_INVALID"
+
+
+def test_tag_that_looks_like_a_digest_is_400(v2_operator):
+    response = v2_operator.push_manifest("acme/app", "sha256:notadigest", {"schemaVersion": 2})
+    assert response.status_code == 400
+    assert error_code(response) == "DIGEST_INVALID"
+
+
+def test_digest_with_path_separators_matches_no_route_and_is_json_404(client, operator):
+    response = client.get("/v2/acme/app/manifests/sha256:../../etc",
+                          HTTP_AUTHORIZATION=basic("acme", operator.plaintext))
+    assert response.status_code == 404
+    assert error_code(response) == "NAME_UNKNOWN"
