@@ -60,13 +60,7 @@ def _serve(request, name, reference, kind):
 
 @registry_view
 def tags_list(request, name):
-    name_check(name)
-    if request.method not in ("GET", "HEAD"):
-        raise RegistryError("UNSUPPORTED", status=405, headers={"Allow": "GET"})
-    authorize(request, [(f"repository:{name}", "pull")])
-    repository = repository_find(name=name)
-    if repository is None:
-        raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+    repository = _readable_repository(request, name)
     tags, link = paginate(Tag.objects.filter(repository=repository), "name", request,
                           path=f"/v2/{name}/tags/list")
     response = JsonResponse({"name": name, "tags": tags})
@@ -77,14 +71,8 @@ def tags_list(request, name):
 
 @registry_view
 def referrers(request, name, digest):
-    name_check(name)
     digest_check(digest)
-    if request.method not in ("GET", "HEAD"):
-        raise RegistryError("UNSUPPORTED", status=405, headers={"Allow": "GET"})
-    authorize(request, [(f"repository:{name}", "pull")])
-    repository = repository_find(name=name)
-    if repository is None:
-        raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+    repository = _readable_repository(request, name)
     rows = Manifest.objects.filter(repository=repository, subject_digest=digest).order_by("created_at", "id")
     artifact_type = request.GET.get("artifactType")
     if artifact_type:
@@ -102,3 +90,15 @@ def referrers(request, name, digest):
     if artifact_type:
         response["OCI-Filters-Applied"] = "artifactType"
     return response
+
+
+def _readable_repository(request, name):
+    """The repository `name` for a read-only listing endpoint, after the checks every such read needs."""
+    name_check(name)
+    if request.method not in ("GET", "HEAD"):
+        raise RegistryError("UNSUPPORTED", status=405, headers={"Allow": "GET"})
+    authorize(request, [(f"repository:{name}", "pull")])
+    repository = repository_find(name=name)
+    if repository is None:
+        raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+    return repository

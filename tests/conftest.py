@@ -90,3 +90,13 @@ def storage_dir(settings):
     root = settings.TRAIN_LOCAL_MOUNT_ROOTS[0]
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+@pytest.fixture
+def staff_client(client, db):
+    """The Django test client logged in as a superuser (an operator of the admin)."""
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    return client

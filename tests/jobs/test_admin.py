@@ -2,19 +2,16 @@
 
 import re
 
-import pytest
-from django.contrib.auth import get_user_model
+from django.urls import reverse
 
 from jobs.models import Job, JobEvent, JobStatus
 from tests.jobs.factories import make_job, make_submitted_job
 from trainsvc.accounts.models import ApiKey
 
 
-@pytest.fixture
-def staff_client(client, db):
-    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-    client.force_login(admin)
-    return client
+def change_url(job):
+    # reverse() quotes the id as the admin expects ("_" is an escape character in admin URLs).
+    return reverse("admin:jobs_job_change", args=[job.pk])
 
 
 def test_job_list_filters_and_search(staff_client, acme):
@@ -31,10 +28,10 @@ def test_job_list_filters_and_search(staff_client, acme):
 def test_job_page_shows_events_and_status_is_read_only(staff_client, acme):
     job = make_job(acme)
     job.transition(JobStatus.FAILED, reason="exit 3")
-    page = staff_client.get(f"/admin/jobs/job/{job.pk}/change/")
+    page = staff_client.get(change_url(job))
     assert page.status_code == 200
     assert "exit 3" in page.content.decode()
-    staff_client.post(f"/admin/jobs/job/{job.pk}/change/", {"status": "COMPLETED"})
+    staff_client.post(change_url(job), {"status": "COMPLETED"})
     assert Job.objects.get(pk=job.pk).status == JobStatus.FAILED
 
 
@@ -56,7 +53,7 @@ def test_cancel_selected_jobs_action(staff_client, acme, fake_backend):
 def test_jobs_cannot_be_added_or_deleted_in_the_admin(staff_client, acme):
     job = make_job(acme)
     assert staff_client.get("/admin/jobs/job/add/").status_code == 403
-    assert staff_client.get(f"/admin/jobs/job/{job.pk}/delete/").status_code == 403
+    assert staff_client.get(reverse("admin:jobs_job_delete", args=[job.pk])).status_code == 403
 
 
 def test_api_key_secret_is_shown_once_and_never_again(staff_client, operator):

@@ -1,16 +1,13 @@
 """Admin pages for repositories, tags with history and manifests: read-only and searchable by digest."""
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from registry.models import Manifest, Repository, Tag
 
 
 @pytest.fixture
-def staff(client, db):
-    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-    client.force_login(user)
-    return client
+def staff(staff_client):
+    return staff_client
 
 
 def test_registry_admin_pages_render_and_search_by_digest(staff, v2_operator):
