@@ -105,6 +105,9 @@ class Backend(ABC):
     requires_config: ClassVar[bool] = True
     # Bounds of the adaptive poll interval: soon after a change, rarely for long-running jobs.
     poll_interval_bounds: ClassVar[tuple[int, int]] = (30, 300)
+    # The Train account this instance acts for (set by backends.services.backend_for_account), so an
+    # adapter can scope a batch query to the account's jobs (e.g. by the tag it put on them).
+    account_id: str = ""
 
     def __init__(self, config: dict | None = None):
         self.config = config or {}
@@ -118,10 +121,13 @@ class Backend(ABC):
             raise SpecError({next(iter(config)): f"The {cls.name} backend takes no configuration."})
         return {}
 
+    # Configuration values shown only to account admins (e.g. the ExternalId of a trust policy).
+    admin_only_config: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
-    def public_config(cls, config: dict) -> dict:
-        """The configuration as shown to account members (adapters may add derived values)."""
-        return dict(config)
+    def public_config(cls, config: dict, *, admin: bool) -> dict:
+        """The configuration as shown to an account member (`admin`: to an account admin)."""
+        return {key: value for key, value in config.items() if admin or key not in cls.admin_only_config}
 
     # --- naming -----------------------------------------------------------------------------------
     @classmethod

@@ -8,6 +8,7 @@ from backends.base import Backend
 
 BACKEND_CLASSES = {
     "local": "backends.local.LocalBackend",
+    "sagemaker": "backends.aws.sagemaker.SageMakerBackend",
 }
 
 

@@ -23,7 +23,9 @@ def backend_for_account(*, account, name: str, field: str = "backend") -> Backen
     if row is None and cls.requires_config:
         raise SpecError({field: f"The {name} backend is not configured for this account; an account admin "
                                 f"sets it up with PUT /v1/backends/{name}."})
-    return get_backend(name, row.config if row else {})
+    backend = get_backend(name, row.config if row else {})
+    backend.account_id = account.pk
+    return backend
 
 
 @transaction.atomic

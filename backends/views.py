@@ -22,7 +22,7 @@ class BackendSerializer(serializers.Serializer):
 BackendConfigRequest = inline_serializer("BackendConfigRequest", {"config": serializers.DictField()})
 
 
-def describe(name: str, row: BackendConfig | None) -> dict:
+def describe(name: str, row: BackendConfig | None, *, role: str) -> dict:
     cls = backend_class(name)
     return {
         "name": name,
@@ -30,7 +30,7 @@ def describe(name: str, row: BackendConfig | None) -> dict:
         "max_runtime_seconds": cls.max_runtime_seconds,
         "requires_config": cls.requires_config,
         "configured": row is not None or not cls.requires_config,
-        "config": cls.public_config(row.config) if row else {},
+        "config": cls.public_config(row.config, admin=role == Role.ADMIN) if row else {},
     }
 
 
@@ -47,13 +47,14 @@ class BackendViewSet(viewsets.ViewSet):
     @extend_schema(responses={200: BackendSerializer(many=True)})
     def list(self, request):
         rows = self._rows()
-        return Response([describe(name, rows.get(name)) for name in enabled_backend_names()])
+        role = request.auth.role
+        return Response([describe(name, rows.get(name), role=role) for name in enabled_backend_names()])
 
     @extend_schema(responses={200: BackendSerializer})
     def retrieve(self, request, name=None):
         if name not in enabled_backend_names():
             raise NotFound(f"No backend {name!r} on this deployment.")
-        return Response(describe(name, self._rows().get(name)))
+        return Response(describe(name, self._rows().get(name), role=request.auth.role))
 
     @extend_schema(request=BackendConfigRequest, responses={200: BackendSerializer})
     def update(self, request, name=None):
@@ -67,4 +68,4 @@ class BackendViewSet(viewsets.ViewSet):
         except SpecError as exc:
             raise ValidationError({f"config.{path}" if path != "config" else path: msgs
                                    for path, msgs in exc.errors.items()}) from exc
-        return Response(describe(name, row))
+        return Response(describe(name, row, role=request.auth.role))

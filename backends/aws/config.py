@@ -1,0 +1,101 @@
+"""An account's SageMaker configuration: what an admin may set, and the ExternalId Train generates.
+
+The ExternalId guards the role an account lets Train assume against the confused-deputy problem: only
+Train knows which value belongs to which account, so one account cannot make Train act in another's
+AWS account by naming that account's role. It is therefore generated here, kept across updates, and
+never taken from the caller.
+"""
+
+import re
+import secrets
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from backends.base import SpecError
+
+# The partition-aware shapes from the SageMaker and IAM API models.
+REGION_RE = re.compile(r"\A[a-z]{2}(?:-[a-z]+)+-\d{1,2}\Z")
+ROLE_ARN_RE = re.compile(r"\Aarn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}\Z")
+# s3://bucket[/prefix]: bucket names are 3-63 lowercase letters, digits, dots and hyphens.
+S3_URI_RE = re.compile(r"\As3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>[^\x00-\x1f]*))?\Z")
+S3_URI_MAX_LENGTH = 1024  # SageMaker's S3Uri limit
+EXTERNAL_ID_BYTES = 20  # 40 hex characters; STS accepts 2-1224
+
+REQUIRED = ("region", "execution_role_arn", "output_s3_uri")
+OPTIONAL = ("checkpoint_s3_uri", "assume_role_arn", "endpoint_url")
+GENERATED = ("external_id",)
+
+
+def s3_uri_error(value) -> str | None:
+    """Why `value` is not an s3://bucket[/prefix] URI SageMaker accepts, or None if it is."""
+    if not isinstance(value, str) or len(value) > S3_URI_MAX_LENGTH or not S3_URI_RE.match(value):
+        return "Must be an s3://bucket/prefix URI (lowercase bucket name, at most 1024 characters)."
+    if ".." in value.split("/") or "//" in value[len("s3://"):]:
+        return "The prefix must be normalised (no '..' segments or repeated '/')."
+    return None
+
+
+def endpoint_url_error(value) -> str | None:
+    """Why `value` may not be used as an AWS endpoint, or None. Only hosts the deployment allows
+    (TRAIN_AWS_ENDPOINT_HOSTS) are accepted, so an account cannot aim Train's requests at an
+    internal service."""
+    if not isinstance(value, str) or len(value) > 512:
+        return "Must be an http(s) URL of at most 512 characters."
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        return "Must be a URL such as https://api.sagemaker.eu-west-1.amazonaws.com (no path)."
+    host = parts.hostname.lower()
+    allowed = settings.TRAIN_AWS_ENDPOINT_HOSTS
+    if not any(host == pattern or (pattern.startswith(".") and host.endswith(pattern)) for pattern in allowed):
+        return f"This deployment allows AWS endpoints only on: {', '.join(allowed)}."
+    if parts.scheme == "http" and host not in ("localhost", "127.0.0.1"):
+        return "Use https; plain http is accepted only for a local emulator."
+    return None
+
+
+def _field_errors(config: dict) -> dict[str, str]:
+    errors = {}
+    for key in config:
+        if key not in REQUIRED + OPTIONAL + GENERATED:
+            errors[key] = f"Unknown setting; the sagemaker backend takes {', '.join(REQUIRED + OPTIONAL)}."
+    for key in REQUIRED:
+        if not config.get(key):
+            errors[key] = "Required."
+    checks = {
+        "region": lambda v: None if isinstance(v, str) and REGION_RE.match(v) else "An AWS region such as eu-west-1.",
+        "execution_role_arn": _role_error,
+        "assume_role_arn": _role_error,
+        "output_s3_uri": s3_uri_error,
+        "checkpoint_s3_uri": s3_uri_error,
+        "endpoint_url": endpoint_url_error,
+    }
+    for key, check in checks.items():
+        if config.get(key) and key not in errors and (message := check(config[key])):
+            errors[key] = message
+    return errors
+
+
+def _role_error(value) -> str | None:
+    if isinstance(value, str) and ROLE_ARN_RE.match(value):
+        return None
+    return "An IAM role ARN such as arn:aws:iam::123456789012:role/TrainGateway."
+
+
+def validate_config(config: dict, *, previous: dict) -> dict:
+    """The cleaned configuration, or SpecError keyed by setting. `external_id` comes from `previous`
+    (or is generated on the first PUT); a caller may echo it back unchanged, never change it."""
+    errors = _field_errors(config)
+    external_id = previous.get("external_id") or secrets.token_hex(EXTERNAL_ID_BYTES)
+    if "external_id" in config and config["external_id"] != external_id:
+        errors["external_id"] = "Train generates the ExternalId for this account; it cannot be set."
+    if errors:
+        raise SpecError(errors)
+    cleaned = {key: config[key] for key in REQUIRED + OPTIONAL if config.get(key)}
+    cleaned["output_s3_uri"] = cleaned["output_s3_uri"].rstrip("/") + "/"
+    if "checkpoint_s3_uri" in cleaned:
+        cleaned["checkpoint_s3_uri"] = cleaned["checkpoint_s3_uri"].rstrip("/") + "/"
+    if "endpoint_url" in cleaned:
+        cleaned["endpoint_url"] = cleaned["endpoint_url"].rstrip("/")
+    cleaned["external_id"] = external_id
+    return cleaned

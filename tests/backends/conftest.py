@@ -1,0 +1,81 @@
+"""Fixtures for the cloud adapters: the fake cloud (SageMaker faked, STS and CloudWatch Logs served by
+moto behind it), AWS credentials that exist only in the test environment, and configured accounts."""
+
+import logging
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+
+from backends.aws.config import validate_config
+from backends.aws.session import aws_clients_clear
+from backends.models import BackendConfig
+from tests.fakecloud import FakeCloud
+from tests.fakecloud.sagemaker import FakeSageMaker
+
+# Train's "own" AWS credentials in tests: fixed dummies, and no instance-metadata lookups.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+    "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+# For worker subprocesses: fast polling of SageMaker jobs and short AWS read timeouts.
+WORKER_ENV = {**AWS_ENV, "TRAIN_SAGEMAKER_POLL_SECONDS": "1,2", "TRAIN_AWS_READ_TIMEOUT_SECONDS": "1"}
+FAKE_TIMEOUT_SECONDS = 2.0  # longer than the 1 s read timeout: an injected timeout is a timeout
+SEED = int(os.environ.get("FAKECLOUD_SEED", "20240611"))
+EXECUTION_ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
+GATEWAY_ROLE = "arn:aws:iam::123456789012:role/TrainGateway"
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch, settings):
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    settings.TRAIN_AWS_READ_TIMEOUT_SECONDS = 1
+    aws_clients_clear()
+    yield
+    aws_clients_clear()
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def fake_cloud(moto_url):
+    with FakeCloud(seed=SEED, timeout_seconds=FAKE_TIMEOUT_SECONDS) as cloud:
+        cloud.fallback_url = moto_url
+        cloud.sagemaker = cloud.add(FakeSageMaker()).bind(cloud)
+        yield cloud
+        # pytest shows captured output only for a failing test: the seed to replay it (FAKECLOUD_SEED).
+        print(f"fake cloud seed {cloud.faults.seed}; calls {dict(cloud.calls)}; faults {dict(cloud.faults.injected)}")
+
+
+@pytest.fixture
+def sagemaker_config(fake_cloud) -> dict:
+    """A validated configuration that reaches the fake cloud, assuming a role with the ExternalId."""
+    return validate_config({
+        "region": "eu-west-1", "execution_role_arn": EXECUTION_ROLE, "output_s3_uri": "s3://acme-models/train",
+        "assume_role_arn": GATEWAY_ROLE, "endpoint_url": fake_cloud.url,
+    }, previous={})
+
+
+@pytest.fixture
+def sagemaker_account(acme, sagemaker_config):
+    """acme with SageMaker configured against the fake cloud."""
+    BackendConfig.objects.create(account=acme, backend="sagemaker", config=sagemaker_config)
+    return acme
+
+
+@pytest.fixture
+def fresh_faults():
+    """Fault markers fire once per data directory; start each test with none fired."""
+    shutil.rmtree(settings.TRAIN_DATA_DIR / "faults-fired", ignore_errors=True)

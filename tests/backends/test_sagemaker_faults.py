@@ -1,0 +1,164 @@
+"""Fault scenarios against real worker processes (reliability.md §5 a, b, d, e for SageMaker):
+a worker killed between the create and its commit, 30 % cloud faults, two pollers at once, and a
+cancel racing the job's completion. Each ends with the invariants in tests/backends/invariants.py."""
+
+import random
+import signal
+import threading
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from jobs.models import Job, JobStatus, Submission
+from jobs.polling import jobs_poll_once
+from jobs.services import job_cancel
+from tests.backends.conftest import SEED, WORKER_ENV
+from tests.backends.invariants import (
+    Sweeper,
+    assert_invariants,
+    configure,
+    create_jobs,
+    wait_submitted,
+    wait_terminal,
+)
+from tests.support.processes import qcluster, stop_group, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+# Redeliver a killed worker's task after 13 s rather than 20 (retry must exceed the task timeout,
+# which must exceed the poll window by 10 s).
+QUICK_REDELIVERY = {"TRAIN_TASK_TIMEOUT_SECONDS": 12, "TRAIN_TASK_RETRY_SECONDS": 13, "TRAIN_POLL_WINDOW_SECONDS": 1}
+
+
+def stop_now(*workers) -> None:
+    """Kill the workers once the scenario is decided: a graceful qcluster stop waits out its poll loop,
+    and nothing the test checks happens after this point."""
+    for worker in workers:
+        stop_group(worker, signal.SIGKILL)
+
+
+def finish(cloud, jobs: list[Job], outcomes: list[str]) -> dict[str, str]:
+    """Finish each job in the fake cloud as told; returns the Train status each outcome means."""
+    meaning = {"complete": JobStatus.COMPLETED, "fail": JobStatus.FAILED, "expire": JobStatus.EXPIRED}
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        cloud.sagemaker.start(job.remote_name)
+        if outcome == "expire":
+            cloud.sagemaker.set_state(job.remote_name, "Stopped", "MaxRuntimeExceeded")
+        else:
+            getattr(cloud.sagemaker, outcome)(job.remote_name)
+    return {job.id: meaning[outcome] for job, outcome in zip(jobs, outcomes, strict=True)}
+
+
+def test_worker_killed_between_create_and_commit(acme, sagemaker_config, fake_cloud, tmp_path, fresh_faults):
+    configure(acme, sagemaker_config)
+    env = {**WORKER_ENV, **QUICK_REDELIVERY, "TRAIN_FAULTS": "submit_after_create:sigkill"}
+    with qcluster(tmp_path, **env) as worker:
+        ids = create_jobs(acme, 3)
+        jobs = wait_submitted(ids, timeout=90)
+        expected = finish(fake_cloud, jobs, ["complete", "fail", "complete"])
+        wait_terminal(ids, timeout=60)
+        stop_now(worker)
+    assert (settings.TRAIN_DATA_DIR / "faults-fired" / "submit_after_create").exists(), "a worker was killed"
+    killed = [job for job in Job.objects.filter(pk__in=ids) if job.submit_attempts > 1]
+    assert len(killed) == 1, "exactly one submission was interrupted and retried"
+    name = killed[0].remote_name
+    assert fake_cloud.resource_calls[("sagemaker", "CreateTrainingJob", name)] == 1, "the retry found, not created"
+    assert len(fake_cloud.sagemaker.creates) == 3
+    assert_invariants(fake_cloud, expected)
+
+
+def test_thirty_percent_cloud_faults(acme, sagemaker_config, fake_cloud, tmp_path):
+    configure(acme, sagemaker_config)
+    fake_cloud.set_faults(seed=SEED, throttle=0.10, server_error=0.10, timeout=0.05, timeout_after_apply=0.05)
+    sweeper = Sweeper()
+    with qcluster(tmp_path, **WORKER_ENV) as worker:
+        ids = create_jobs(acme, 4)
+        jobs = wait_submitted(ids, timeout=120, sweeper=sweeper)
+        expected = finish(fake_cloud, jobs[:3], ["complete", "fail", "complete"])
+        fake_cloud.sagemaker.start(jobs[3].remote_name)
+        job_cancel(job=jobs[3], actor="test")
+        expected[jobs[3].id] = JobStatus.CANCELED
+        wait_terminal(ids, timeout=120, sweeper=sweeper)
+        stop_now(worker)
+    injected = sum(fake_cloud.faults.injected.values())
+    assert injected >= 3, f"the fault plan injected only {injected} faults"
+    assert_invariants(fake_cloud, expected)
+
+
+def test_two_pollers_at_once(acme, sagemaker_config, fake_cloud, tmp_path):
+    configure(acme, sagemaker_config)
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+    with qcluster(tmp_path / "one", **WORKER_ENV) as one, qcluster(tmp_path / "two", **WORKER_ENV) as two:
+        ids = create_jobs(acme, 6)
+        jobs = wait_submitted(ids, timeout=60)
+        expected = finish(fake_cloud, jobs, ["complete", "fail", "expire", "complete", "fail", "complete"])
+        wait_terminal(ids, timeout=60)
+        stop_now(one, two)
+    assert_invariants(fake_cloud, expected)
+
+
+def test_concurrent_poll_cycles_claim_each_job_once(acme, sagemaker_config, fake_cloud):
+    configure(acme, sagemaker_config)
+    ids = create_jobs(acme, 8)
+    from jobs.submission import job_submit
+
+    for job_id in ids:
+        job_submit(job_id)
+    Job.objects.update(next_poll_at=Job.objects.order_by("created_at").first().created_at)
+    barrier, reports, errors = threading.Barrier(4), [], []
+
+    def poll():
+        try:
+            barrier.wait()
+            reports.append(jobs_poll_once())
+        except Exception as exc:  # reported below; a thread cannot fail the test itself
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=poll) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert sum(report.claimed for report in reports) == len(ids), "each due job claimed by exactly one poller"
+
+
+def test_cancel_racing_completion(acme, sagemaker_config, fake_cloud, tmp_path):
+    configure(acme, sagemaker_config)
+    rng = random.Random(SEED)
+    # The Stop waits at a barrier in the fake cloud; give it time to be released rather than time out.
+    with qcluster(tmp_path, **{**WORKER_ENV, "TRAIN_AWS_READ_TIMEOUT_SECONDS": 10}) as worker:
+        ids = create_jobs(acme, 4)
+        jobs = wait_submitted(ids, timeout=60)
+        for job in jobs:
+            fake_cloud.sagemaker.start(job.remote_name)
+            fake_cloud.sagemaker.stop_gates[job.remote_name] = threading.Event()
+        wait_until(lambda: all(j.status == JobStatus.IN_PROGRESS for j in Job.objects.filter(pk__in=ids)),
+                   timeout=30, message="jobs running")
+        for job in Job.objects.filter(pk__in=ids):
+            job_cancel(job=job, actor="test")
+        expected, waiting = {}, list(jobs)
+        while waiting:  # take each stop as it reaches the cloud (two workers: they arrive in turns)
+            job = wait_until(lambda: next((j for j in waiting if fake_cloud.resource_calls[
+                ("sagemaker", "StopTrainingJob", j.remote_name)]), None), timeout=30, message="a stop to arrive")
+            waiting.remove(job)
+            gate = fake_cloud.sagemaker.stop_gates[job.remote_name]
+            if rng.random() < 0.5:  # the job completes while its stop is in flight: completion wins
+                fake_cloud.sagemaker.complete(job.remote_name)
+                gate.set()
+                expected[job.id] = JobStatus.COMPLETED
+            else:  # the stop lands first
+                gate.set()
+                wait_until(lambda name=job.remote_name: fake_cloud.sagemaker.status_of(name) != "InProgress",
+                           timeout=15, message="the stop to apply")
+                expected[job.id] = JobStatus.CANCELED
+        wait_terminal(ids, timeout=60)
+        stop_now(worker)
+    assert set(expected.values()) == {JobStatus.COMPLETED, JobStatus.CANCELED}, "both orders exercised"
+    assert all(job.cancel_requested_at for job in Job.objects.filter(pk__in=ids))
+    assert_invariants(fake_cloud, expected)
+    assert Job.objects.filter(pk__in=ids, submission=Submission.SUBMITTED).count() == len(ids)
