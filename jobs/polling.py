@@ -61,12 +61,13 @@ def jobs_claim_due(*, limit: int, now=None) -> list[Job]:
 
 
 def next_poll_delay(job: Job, backend_cls: type[Backend], *, changed: bool, now) -> timedelta:
-    """Soon after a change; rarer the longer the job has kept its status."""
+    """Soon after a change; rarer the longer the job has kept its status. Rounded down to a multiple of
+    the shortest interval, so that quiet jobs share a few UPDATEs instead of one each."""
     low, high = backend_cls.poll_interval_bounds
     if changed:
         return timedelta(seconds=low)
     quiet_for = (now - job.status_changed_at).total_seconds()
-    return timedelta(seconds=min(high, max(low, quiet_for / 5)))
+    return timedelta(seconds=min(high, max(low, low * int(quiet_for / 5 // low))))
 
 
 def jobs_poll_once(*, now=None) -> PollReport:
@@ -93,16 +94,45 @@ def _poll_group(backend_name: str, jobs: list[Job], report: PollReport) -> None:
         log.warning("poll of %d %s jobs failed: %s", len(jobs), backend_name, exc)
         backend, observed = None, {}
     faults.hit("poll_after_fetch")
+    now = timezone.now()
+    quiet = defaultdict(list)  # (status, remote status or None, delay) -> job ids
     for job in jobs:
         observation = observed.get(refs[job.pk])
         try:
             if observation is None:
                 report.unreachable += 1
                 job_note_unreachable(job)
+            elif is_quiet(job, observation):
+                quiet[_quiet_key(job, observation, type(backend), now)].append(job.pk)
             elif job_apply_observation(job, observation, backend, refs[job.pk]):
                 report.changed += 1
         except Exception:  # one bad job must never stop the batch
             log.exception("recording the poll of %s failed", job.pk)
+    jobs_record_quiet(quiet, now=now)
+
+
+def is_quiet(job: Job, seen: RemoteStatus) -> bool:
+    """Whether an observation leaves the job's status as it is."""
+    return seen is UNCHANGED or seen.status in (None, job.status) or (
+        seen.status == JobStatus.PENDING and job.status == JobStatus.IN_PROGRESS  # never move backwards
+    )
+
+
+def _quiet_key(job: Job, seen: RemoteStatus, backend_cls: type[Backend], now) -> tuple:
+    if seen is not UNCHANGED and seen.status is None:
+        log.info("%s: unknown remote state %r, keeping %s", job.pk, seen.remote_status, job.status)
+    delay = next_poll_delay(job, backend_cls, changed=False, now=now)
+    return job.status, None if seen is UNCHANGED else seen.remote_status[:128], delay
+
+
+def jobs_record_quiet(groups: dict, *, now) -> None:
+    """Record "seen, status unchanged" for many jobs in one UPDATE per (status, sub-status, delay)."""
+    for (status, remote_status, delay), job_ids in groups.items():
+        fields = {"last_seen_at": now, "poll_failures": 0, "next_poll_at": now + delay}
+        if remote_status is not None:
+            fields["remote_status"] = remote_status
+        # The status guard keeps a job that another writer moved meanwhile from being overwritten.
+        Job.objects.filter(pk__in=job_ids, status=status).update(**fields)
 
 
 def job_note_unreachable(job: Job) -> None:
@@ -114,25 +144,9 @@ def job_note_unreachable(job: Job) -> None:
 
 
 def job_apply_observation(job: Job, seen: RemoteStatus, backend: Backend, ref: RemoteRef) -> bool:
-    """Record one observation; returns whether the status changed."""
+    """Record an observation that changes the job's status; returns whether this writer won."""
     now = timezone.now()
-    common = {"last_seen_at": now, "poll_failures": 0}
-    if seen is UNCHANGED:
-        Job.objects.filter(pk=job.pk, status=job.status).update(
-            next_poll_at=now + next_poll_delay(job, type(backend), changed=False, now=now), **common
-        )
-        return False
-    if seen.status is None or seen.status == job.status or (
-        seen.status == JobStatus.PENDING and job.status == JobStatus.IN_PROGRESS
-    ):
-        if seen.status is None:
-            log.info("%s: unknown remote state %r, keeping %s", job.pk, seen.remote_status, job.status)
-        Job.objects.filter(pk=job.pk, status=job.status).update(
-            remote_status=seen.remote_status[:128],
-            next_poll_at=now + next_poll_delay(job, type(backend), changed=False, now=now), **common,
-        )
-        return False
-    changes = dict(common, status_message=seen.message)
+    changes = {"last_seen_at": now, "poll_failures": 0, "status_message": seen.message}
     if seen.started_at:
         changes["started_at"] = seen.started_at
     if seen.status in TERMINAL_STATUSES:
