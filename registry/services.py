@@ -10,6 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from registry.errors import RegistryError
@@ -55,7 +56,22 @@ def _link(repository: Repository, blob: Blob) -> None:
 
 # --- uploads ---------------------------------------------------------------------------------------
 
+def _open_uploads(account_id: str):
+    return Upload.objects.filter(repository__account_id=account_id, expires_at__gt=timezone.now())
+
+
+def account_stored_bytes(*, account_id: str) -> int:
+    """What counts against the account's quota: each blob linked into its repositories once, plus the
+    bytes of its unfinished uploads."""
+    linked = RepositoryBlob.objects.filter(repository__account_id=account_id).values("blob_id")
+    blobs = Blob.objects.filter(pk__in=linked).aggregate(total=Sum("size"))["total"] or 0
+    return blobs + (_open_uploads(account_id).aggregate(total=Sum("offset"))["total"] or 0)
+
+
 def upload_start(*, repository: Repository, actor: str) -> Upload:
+    if _open_uploads(repository.account_id).count() >= settings.TRAIN_REGISTRY_MAX_OPEN_UPLOADS:
+        raise RegistryError("TOOMANYREQUESTS", "too many unfinished uploads for this account; finish or cancel some",
+                            detail={"limit": settings.TRAIN_REGISTRY_MAX_OPEN_UPLOADS})
     upload = Upload(repository=repository, created_by=actor[:200])
     upload.store_state = get_store().upload_init(upload)
     if ResumableSha256.available():
@@ -79,20 +95,35 @@ def upload_find(*, repository: Repository | None, upload_id: str) -> Upload:
 
 
 class _Counting:
-    """Pass chunks through, hashing and counting them, refusing to exceed the blob size limit."""
+    """Pass chunks through, hashing and counting them, refusing to pass `limit` bytes (then `refusal`
+    is raised: the blob size limit, or the account's quota)."""
 
-    def __init__(self, chunks, hasher, limit: int):
-        self.chunks, self.hasher, self.limit, self.count = chunks, hasher, limit, 0
+    def __init__(self, chunks, hasher, limit: int, refusal: RegistryError):
+        self.chunks, self.hasher, self.limit, self.refusal, self.count = chunks, hasher, limit, refusal, 0
 
     def __iter__(self):
         for chunk in self.chunks:
             self.count += len(chunk)
             if self.count > self.limit:
-                raise RegistryError("SIZE_INVALID", "the blob is larger than this registry accepts",
-                                    status=413)
+                raise self.refusal
             if self.hasher is not None:
                 self.hasher.update(chunk)
             yield chunk
+
+
+def _append_limit(upload: Upload) -> tuple[int, RegistryError]:
+    """How many more bytes this upload may take, and the error for going past them."""
+    size_left = settings.TRAIN_REGISTRY_MAX_BLOB_BYTES - upload.offset
+    too_large = RegistryError("SIZE_INVALID", "the blob is larger than this registry accepts", status=413)
+    quota = settings.TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES
+    if not quota:
+        return size_left, too_large
+    quota_left = quota - account_stored_bytes(account_id=upload.repository.account_id)
+    if quota_left < size_left:
+        return max(quota_left, 0), RegistryError(
+            "DENIED", "the account's registry quota is used up; delete images or ask for a larger quota",
+            detail={"quota_bytes": quota})
+    return size_left, too_large
 
 
 def upload_append(*, upload: Upload, chunks, start: int | None = None) -> Upload:
@@ -101,7 +132,7 @@ def upload_append(*, upload: Upload, chunks, start: int | None = None) -> Upload
         raise _range_error(upload, f"the next chunk must start at byte {upload.offset}")
     resumable = bool(upload.hash_state) or (upload.offset == 0 and ResumableSha256.available())
     hasher = new_hasher(bytes(upload.hash_state)) if resumable else None
-    counting = _Counting(chunks, hasher, settings.TRAIN_REGISTRY_MAX_BLOB_BYTES - upload.offset)
+    counting = _Counting(chunks, hasher, *_append_limit(upload))
     store_state = get_store().upload_write(upload, counting)
     now = timezone.now()
     new_offset = upload.offset + counting.count
