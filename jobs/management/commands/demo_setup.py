@@ -52,6 +52,7 @@ Train is starting on {base}
   API key (account "{DEMO_ACCOUNT}"):  {key}
   Admin:  {base}/admin/   user "admin", password "{password}"
   API docs:  {base}/v1/docs
+  Registry:  docker login {settings.TRAIN_REGISTRY_HOST} -u {DEMO_ACCOUNT}   (password: the API key)
 
 Try it:
   export TRAIN_KEY={key}
