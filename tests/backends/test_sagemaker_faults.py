@@ -8,7 +8,6 @@ import threading
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from jobs.models import Job, JobStatus, Submission
 from jobs.polling import jobs_poll_once
@@ -22,6 +21,7 @@ from tests.backends.invariants import (
     wait_submitted,
     wait_terminal,
 )
+from tests.support.concurrency import run_at_once
 from tests.support.processes import qcluster, stop_group, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -107,23 +107,7 @@ def test_concurrent_poll_cycles_claim_each_job_once(acme, sagemaker_config, fake
     for job_id in ids:
         job_submit(job_id)
     Job.objects.update(next_poll_at=Job.objects.order_by("created_at").first().created_at)
-    barrier, reports, errors = threading.Barrier(4), [], []
-
-    def poll():
-        try:
-            barrier.wait()
-            reports.append(jobs_poll_once())
-        except Exception as exc:  # reported below; a thread cannot fail the test itself
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=poll) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    reports = run_at_once(jobs_poll_once, 4)
     assert sum(report.claimed for report in reports) == len(ids), "each due job claimed by exactly one poller"
 
 

@@ -5,7 +5,7 @@ import re
 from django.urls import reverse
 
 from jobs.models import Job, JobEvent, JobStatus
-from tests.jobs.factories import make_job, make_submitted_job
+from tests.support.jobs import make_job, make_submitted_job
 from trainsvc.accounts.models import ApiKey
 
 

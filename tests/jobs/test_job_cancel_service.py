@@ -6,7 +6,7 @@ from django_q.models import OrmQ
 from jobs.models import Job, JobEvent, JobStatus, Submission
 from jobs.services import JobConflict, job_cancel
 from jobs.submission import job_cancel_remote
-from tests.jobs.factories import make_job, make_submitted_job
+from tests.support.jobs import make_job, make_submitted_job
 
 
 def test_never_submitted_job_is_canceled_at_once(acme, fake_backend):

@@ -3,7 +3,7 @@
 import pytest
 
 from jobs.models import ALLOWED_MOVES, TERMINAL_STATUSES, IllegalTransition, Job, JobEvent, JobStatus
-from tests.jobs.factories import make_job
+from tests.support.jobs import make_job
 
 ALL = list(JobStatus)
 

@@ -1,6 +1,5 @@
 """poll_due_jobs: observations become transitions; fetch errors never fail a job."""
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -9,7 +8,8 @@ from django.utils import timezone
 from backends.base import UNCHANGED, BackendError, RemoteStatus
 from jobs.models import Job, JobEvent, JobStatus
 from jobs.polling import jobs_claim_due, jobs_poll_once
-from tests.jobs.factories import make_submitted_job
+from tests.support.concurrency import run_at_once
+from tests.support.jobs import make_submitted_job
 
 
 @pytest.fixture
@@ -110,22 +110,7 @@ def test_concurrent_claims_never_hand_a_job_to_two_pollers(fake_backend):
 
     account = account_create(account_id="acme")
     jobs = [make_submitted_job(account, backend="fake") for _ in range(40)]
-    results, barrier = [], threading.Barrier(4)
-
-    def claim():
-        from django.db import connection
-
-        barrier.wait()
-        try:
-            results.append([job.pk for job in jobs_claim_due(limit=40)])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_at_once(lambda: [job.pk for job in jobs_claim_due(limit=40)], 4)
     claimed = [pk for batch in results for pk in batch]
     assert len(claimed) == len(set(claimed)), "a job was claimed twice in one cycle"
     assert set(claimed) == {job.pk for job in jobs}

@@ -4,12 +4,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_q.models import OrmQ
 
 from backends.base import BackendError, RemoteStatus
 from jobs.models import Job, JobEvent, JobStatus, Submission
 from jobs.submission import job_submit
-from tests.jobs.factories import make_job
+from tests.support.jobs import make_job, queued_job_ids
 
 
 @pytest.fixture
@@ -17,8 +16,6 @@ def job(acme, fake_backend):
     return make_job(acme, backend="fake")
 
 
-def queued(func_name):
-    return [task for task in OrmQ.objects.all() if task.func() == func_name]
 
 
 def test_submit_creates_remote_job_and_marks_submitted(job, fake_backend):
@@ -30,7 +27,7 @@ def test_submit_creates_remote_job_and_marks_submitted(job, fake_backend):
     assert row.console_url.endswith(job.remote_name)
     assert row.submit_attempts == 1
     assert fake_backend.calls[f"create:{job.remote_name}"] == 1
-    assert queued("jobs.tasks.poll_due_jobs"), "a poll is enqueued so the first status shows quickly"
+    assert queued_job_ids("jobs.tasks.poll_due_jobs"), "a poll is enqueued so the first status shows quickly"
 
 
 def test_second_delivery_of_the_task_does_nothing(job, fake_backend):
@@ -113,7 +110,7 @@ def test_cancel_arriving_during_submission_is_sent_after_create(job, fake_backen
     monkeypatch.setattr(fake_backend, "submit", submit_then_user_cancels)
     job_submit(job.pk)
     assert Job.objects.get(pk=job.pk).submission == Submission.SUBMITTED
-    assert queued("jobs.tasks.cancel_job"), "the cancellation must reach the backend"
+    assert queued_job_ids("jobs.tasks.cancel_job"), "the cancellation must reach the backend"
 
 
 def test_terminal_job_is_never_submitted(job, fake_backend):

@@ -4,16 +4,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_q.models import OrmQ
 
 from backends.base import BackendError, RemoteStatus
 from jobs.models import Job, JobEvent, JobStatus, Submission
 from jobs.sweeping import jobs_sweep
-from tests.jobs.factories import make_job, make_submitted_job
-
-
-def queued(func_name):
-    return [task.args()[0] for task in OrmQ.objects.all() if task.func() == func_name]
+from tests.support.jobs import make_job, make_submitted_job, queued_job_ids
 
 
 @pytest.fixture
@@ -26,8 +21,8 @@ def test_waiting_job_whose_task_was_lost_is_resubmitted(acme, fake_backend):
     fresh = make_job(acme, backend="fake")
     report = jobs_sweep()
     assert report.resubmitted == 1
-    assert queued("jobs.tasks.submit_job") == [job.pk]
-    assert fresh.pk not in queued("jobs.tasks.submit_job")
+    assert queued_job_ids("jobs.tasks.submit_job") == [job.pk]
+    assert fresh.pk not in queued_job_ids("jobs.tasks.submit_job")
 
 
 def test_submission_claimed_by_a_dead_worker_is_resubmitted(acme, fake_backend, settings):
@@ -35,14 +30,14 @@ def test_submission_claimed_by_a_dead_worker_is_resubmitted(acme, fake_backend, 
     job = make_job(acme, backend="fake", submission=Submission.SUBMITTING, submit_claimed_at=stale)
     live = make_job(acme, backend="fake", submission=Submission.SUBMITTING, submit_claimed_at=timezone.now())
     jobs_sweep()
-    assert queued("jobs.tasks.submit_job") == [job.pk]
-    assert live.pk not in queued("jobs.tasks.submit_job")
+    assert queued_job_ids("jobs.tasks.submit_job") == [job.pk]
+    assert live.pk not in queued_job_ids("jobs.tasks.submit_job")
 
 
 def test_unconfirmed_cancel_is_sent_again(acme, fake_backend):
     job = make_submitted_job(acme, backend="fake", cancel_requested_at=timezone.now() - timedelta(minutes=5))
     assert jobs_sweep().cancels_resent == 1
-    assert queued("jobs.tasks.cancel_job") == [job.pk]
+    assert queued_job_ids("jobs.tasks.cancel_job") == [job.pk]
 
 
 def test_never_submitted_job_past_the_pending_deadline_expires(acme, fake_backend, long_ago):

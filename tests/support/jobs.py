@@ -1,10 +1,12 @@
-"""Job bodies, job rows and the worker queue, as the API tests use them."""
+"""Job bodies, job rows and the worker queue, for tests above and below the API."""
 
 import hashlib
 
+from django.utils import timezone
 from django_q.models import OrmQ
 
-from jobs.models import Job
+from backends.base import Backend
+from jobs.models import Job, Submission
 
 IMAGE_DIGEST = "sha256:" + hashlib.sha256(b"trainer image").hexdigest()
 # Pinned by digest, so the body stays valid whatever the registry holds.
@@ -19,13 +21,33 @@ def job_body(**overrides) -> dict:
 
 
 def make_job(account, **fields) -> Job:
-    """A job row written directly (no API, nothing enqueued)."""
+    """A job row written directly (no API, nothing enqueued), with its remote name derived as job_create does."""
     values = {"name": "sft-run", "backend": "local", "image": IMAGE, "image_digest": IMAGE_DIGEST,
               "command": ["python", "train.py"], "max_runtime_seconds": 3600}
     values.update(fields)
-    return Job.objects.create(account=account, **values)
+    values["command"] = list(values["command"])
+    job = Job(account=account, **values)
+    job.remote_name = job.remote_name or Backend.remote_name(job.id)
+    job.save(force_insert=True)
+    return job
+
+
+def make_submitted_job(account, **fields) -> Job:
+    """A job its backend already has (as after submit_job), due for a poll."""
+    fields.setdefault("submission", Submission.SUBMITTED)
+    fields.setdefault("next_poll_at", timezone.now())
+    job = make_job(account, **fields)
+    if not job.remote_id:
+        Job.objects.filter(pk=job.pk).update(remote_id=job.remote_name)
+        job.remote_id = job.remote_name
+    return job
 
 
 def queued_tasks() -> list[tuple[str, tuple]]:
     """(function path, args) of every task waiting in django-q's ORM queue, oldest first."""
     return [(row.func(), tuple(row.args() or ())) for row in OrmQ.objects.order_by("id")]
+
+
+def queued_job_ids(func_name: str) -> list:
+    """The job ids waiting in the queue for task `func_name` (e.g. "jobs.tasks.submit_job")."""
+    return [args[0] if args else None for func, args in queued_tasks() if func == func_name]
