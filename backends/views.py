@@ -8,6 +8,7 @@ from backends.models import BackendConfig
 from backends.registry import backend_class, enabled_backend_names
 from backends.services import backend_configure
 from trainsvc.accounts.models import Role
+from trainsvc.api.strict import StrictQueryParamsMixin
 
 
 class BackendSerializer(serializers.Serializer):
@@ -34,7 +35,7 @@ def describe(name: str, row: BackendConfig | None, *, role: str) -> dict:
     }
 
 
-class BackendViewSet(viewsets.ViewSet):
+class BackendViewSet(StrictQueryParamsMixin, viewsets.ViewSet):
     """The backends this deployment offers, and this account's configuration of each."""
 
     lookup_field = "name"
@@ -62,6 +63,8 @@ class BackendViewSet(viewsets.ViewSet):
             raise NotFound(f"No backend {name!r} on this deployment.")
         if not isinstance(request.data, dict) or "config" not in request.data:
             raise ValidationError({"config": ["Send {\"config\": {...}}."]})
+        if unknown := sorted(key for key in request.data if key != "config"):
+            raise ValidationError({key: ["Unknown field; send only {\"config\": {...}}."] for key in unknown})
         try:
             row = backend_configure(account=request.auth.account, name=name, config=request.data["config"],
                                     user=request.user)

@@ -5,7 +5,9 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
+from backends.registry import enabled_backend_names
 from jobs.models import Job, JobEvent, JobStatus
+from trainsvc.api.strict import StrictCharField, StrictFieldsMixin, StrictIntegerField
 
 NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._ -]{0,127}\Z")
 ENV_KEY_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,255}\Z")
@@ -20,11 +22,11 @@ MAX_MOUNTS = 32
 MAX_RUNTIME_CEILING_SECONDS = 28 * 24 * 3600  # no backend runs longer (SageMaker's maximum)
 
 
-class ResourcesSerializer(serializers.Serializer):
-    machine_type = serializers.CharField(max_length=128, required=False, allow_blank=False)
-    accelerator_type = serializers.CharField(max_length=128, required=False, allow_blank=False)
-    accelerator_count = serializers.IntegerField(min_value=0, max_value=64, required=False, default=0)
-    instance_count = serializers.IntegerField(min_value=1, max_value=256, required=False, default=1)
+class ResourcesSerializer(StrictFieldsMixin, serializers.Serializer):
+    machine_type = StrictCharField(max_length=128, required=False, allow_blank=False)
+    accelerator_type = StrictCharField(max_length=128, required=False, allow_blank=False)
+    accelerator_count = StrictIntegerField(min_value=0, max_value=64, required=False, default=0)
+    instance_count = StrictIntegerField(min_value=1, max_value=256, required=False, default=1)
 
     def validate(self, attrs):
         if attrs.get("accelerator_count") and not attrs.get("accelerator_type"):
@@ -32,8 +34,8 @@ class ResourcesSerializer(serializers.Serializer):
         return attrs
 
 
-class StorageMountSerializer(serializers.Serializer):
-    source = serializers.CharField(max_length=1024)
+class StorageMountSerializer(StrictFieldsMixin, serializers.Serializer):
+    source = StrictCharField(max_length=1024)
     mode = serializers.ChoiceField(choices=["ro", "rw"], default="ro")
 
     def validate_source(self, value):
@@ -42,27 +44,33 @@ class StorageMountSerializer(serializers.Serializer):
         return value
 
 
-class JobCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=128)
-    backend = serializers.CharField(max_length=32)
-    image = serializers.CharField(max_length=512)
-    command = serializers.ListField(
-        child=serializers.CharField(max_length=4096, trim_whitespace=False), min_length=1, max_length=256
-    )
+class JobCreateSerializer(StrictFieldsMixin, serializers.Serializer):
+    name = StrictCharField(max_length=128)
+    # Choices are the backends this deployment enables (set per instance, so the schema's enum and the
+    # error message follow the settings).
+    backend = serializers.ChoiceField(choices=())
+    image = StrictCharField(max_length=512)
+    command = serializers.ListField(child=StrictCharField(max_length=4096), min_length=1, max_length=256)
     args = serializers.ListField(
-        child=serializers.CharField(max_length=32768, trim_whitespace=False, allow_blank=True),
-        max_length=1024, required=False, default=list,
+        child=StrictCharField(max_length=32768, allow_blank=True), max_length=1024, required=False, default=list,
     )
-    env = serializers.DictField(
-        child=serializers.CharField(max_length=32768, trim_whitespace=False, allow_blank=True),
-        required=False, default=dict,
-    )
+    env = serializers.DictField(child=StrictCharField(max_length=32768, allow_blank=True), required=False,
+                                default=dict)
     resources = ResourcesSerializer(required=False)
     storage_mounts = StorageMountSerializer(many=True, required=False, default=list)
-    max_runtime_seconds = serializers.IntegerField(min_value=1, max_value=MAX_RUNTIME_CEILING_SECONDS, required=False)
-    labels = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=63), required=False,
+    max_runtime_seconds = StrictIntegerField(min_value=1, max_value=MAX_RUNTIME_CEILING_SECONDS, required=False)
+    labels = serializers.DictField(child=StrictCharField(allow_blank=True, max_length=63), required=False,
                                    default=dict)
     backend_options = serializers.DictField(required=False, default=dict)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        enabled = enabled_backend_names()
+        backend = self.fields["backend"]
+        backend.choices = enabled
+        backend.error_messages["invalid_choice"] = (
+            "Unknown or disabled backend {input!r}; this deployment offers: " + ", ".join(enabled) + "."
+        )
 
     def validate_name(self, value):
         if not NAME_RE.match(value):

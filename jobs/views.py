@@ -1,3 +1,6 @@
+import re
+
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -19,8 +22,12 @@ from jobs.serializers import (
 )
 from jobs.services import IdempotencyMismatch, JobConflict, job_cancel, job_create, request_fingerprint
 from trainsvc.api.openapi import error_response
+from trainsvc.api.strict import StrictQueryParamsMixin
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# Job ids are "job_" and hex; anything else in the path is no job (and never reaches the database, where
+# a NUL byte would be an error rather than a miss).
+JOB_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{1,40}\Z")
 IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER,
     description="1-255 characters; a retry with the same key and body returns the same job.",
@@ -43,9 +50,13 @@ class BackendUnavailable(APIException):
 
 
 @extend_schema_view(list=extend_schema(parameters=[JobListQuerySerializer]))
-class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class JobViewSet(StrictQueryParamsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = JobSerializer
     lookup_value_regex = "[^/]+"
+    query_params_by_action = {
+        "list": frozenset(JobListQuerySerializer().fields),
+        "logs": frozenset(JobLogsQuerySerializer().fields),
+    }
 
     def get_queryset(self):
         return Job.objects.for_account(self.request.auth.account).select_related("created_by")
@@ -110,4 +121,6 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response({"lines": lines})
 
     def get_object(self):
+        if not JOB_ID_RE.match(self.kwargs["pk"]):
+            raise Http404("No such job in this account.")
         return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])

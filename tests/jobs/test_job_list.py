@@ -102,7 +102,9 @@ def test_a_page_size_that_is_not_a_positive_whole_number_is_400(api, operator, p
 
 
 @pytest.mark.parametrize("cursor", [
-    "garbage", base64.b64encode(b"o=-5").decode(), base64.b64encode(b"p=not-a-time").decode(),
+    "garbage", "!!!!", "", "====", base64.b64encode(b"").decode(), base64.b64encode(b"x=1").decode(),
+    base64.b64encode(b"o=1&o=2").decode(), base64.b64encode(b"o=1").decode() + "!",
+    base64.b64encode(b"o=-5").decode(), base64.b64encode(b"p=not-a-time").decode(),
     base64.b64encode(b"o=x").decode(), base64.b64encode(b"r=yes").decode(),
     base64.b64encode(b"r=1&p=2024-13-45").decode(), base64.b64encode(b"p=\x00").decode(),
 ])

@@ -4,6 +4,7 @@ Without them the schema claims an endpoint only ever answers 200, and contract t
 generated from the schema) are surprised by a 401 or a 400."""
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
 
 ERROR_BODY = {
     "type": "object",
@@ -19,7 +20,12 @@ OBJECT_ERRORS = {"404": "No such object in this account."}
 WRITE_ERRORS = {"413": "Request body too large.", "415": "The body is not JSON."}
 
 
-def error_response(description: str) -> dict:
+def error_response(description: str) -> OpenApiResponse:
+    """An error answer for `extend_schema(responses=…)`: the error body, described."""
+    return OpenApiResponse(response=ERROR_BODY, description=description)
+
+
+def _error_response_object(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": ERROR_BODY}}}
 
 
@@ -32,5 +38,5 @@ class TrainAutoSchema(AutoSchema):
         if self.method in ("POST", "PUT", "PATCH"):
             errors.update(WRITE_ERRORS)
         for code, description in errors.items():
-            responses.setdefault(code, error_response(description))
+            responses.setdefault(code, _error_response_object(description))
         return responses

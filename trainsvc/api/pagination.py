@@ -1,6 +1,11 @@
+import binascii
+from base64 import b64decode
+from urllib import parse
+
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import Cursor, CursorPagination
 
 INVALID_CURSOR = {"cursor": ["Invalid cursor."]}
 
@@ -14,10 +19,24 @@ class NewestFirstCursorPagination(CursorPagination):
     max_page_size = 200
 
     def decode_cursor(self, request):
+        """The cursor exactly as `encode_cursor` writes it, or 400. DRF's own decoder ignores what it
+        cannot read, so `cursor=!!!!` would silently serve the first page."""
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is None:
+            return None
         try:
-            return super().decode_cursor(request)
-        except Exception as exc:  # DRF raises NotFound for a tampered cursor; it is the client's input
+            querystring = b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
+            tokens = parse.parse_qs(querystring, keep_blank_values=True, strict_parsing=True)
+        except (UnicodeError, binascii.Error, ValueError) as exc:
             raise ValidationError(INVALID_CURSOR) from exc
+        if not tokens or set(tokens) - {"o", "r", "p"} or any(len(values) != 1 for values in tokens.values()):
+            raise ValidationError(INVALID_CURSOR)
+        offset, reverse, position = tokens.get("o", ["0"])[0], tokens.get("r", ["0"])[0], tokens.get("p", [None])[0]
+        if not (offset.isascii() and offset.isdigit()) or len(offset) > 9 or reverse not in ("0", "1"):
+            raise ValidationError(INVALID_CURSOR)
+        if position is not None and _position_error(position):
+            raise ValidationError(INVALID_CURSOR)
+        return Cursor(offset=min(int(offset), self.offset_cutoff), reverse=reverse == "1", position=position)
 
     def paginate_queryset(self, queryset, request, view=None):
         try:
@@ -25,6 +44,16 @@ class NewestFirstCursorPagination(CursorPagination):
         except DjangoValidationError as exc:
             # A cursor that decodes but carries a position that is not a timestamp fails in the query.
             raise ValidationError(INVALID_CURSOR) from exc
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                # Larger values are served as the maximum, so the schema states only the minimum.
+                parameter["schema"]["minimum"] = 1
+                cap = self.max_page_size
+                parameter["description"] = f"Results per page, 1 or more; above {cap} means {cap}."
+        return parameters
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)
@@ -36,3 +65,11 @@ class NewestFirstCursorPagination(CursorPagination):
             raise ValidationError({"page_size": ["Must be a positive whole number."]})
         # Anything past nine digits is over the maximum; int() refuses strings of more than 4300 digits.
         return self.max_page_size if len(digits) > 9 else min(int(digits), self.max_page_size)
+
+
+def _position_error(position: str) -> bool:
+    """Positions are `created_at` timestamps (the first ordering field), as DRF writes them."""
+    try:
+        return parse_datetime(position) is None
+    except ValueError:
+        return True
