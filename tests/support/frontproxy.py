@@ -20,6 +20,7 @@ class Front:
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.forwarded = Counter()  # (method, kind) -> requests that reached the registry
+        self.paths: list[str] = []  # every path that reached it, in order
         self.bytes_uploaded = 0
         self.faults = 0
         self.base = ""
@@ -64,6 +65,7 @@ def _handler(front: Front):
                                         allow_redirects=False, timeout=120)
             with front.lock:
                 front.forwarded[(self.command, front.kind(self.path))] += 1
+                front.paths.append(self.path)
                 if self.command in ("PUT", "PATCH") and front.kind(self.path) == "upload":
                     front.bytes_uploaded += len(body)
             self.send_response(upstream.status_code)
