@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from trainsvc.accounts.models import Account
@@ -147,3 +148,103 @@ class LoginFailure(models.Model):
 
     def __str__(self):
         return f"{self.key}: {self.count}"
+
+
+class MirrorState(models.TextChoices):
+    PENDING = "PENDING"  # waiting for a worker (first run, or a retry after a transient failure)
+    COPYING = "COPYING"  # a worker holds the lease and is copying
+    DONE = "DONE"  # the target holds the manifest by digest
+    FAILED = "FAILED"  # a permanent failure (refused credentials, a target that rejects the image)
+
+
+class Mirror(models.Model):
+    """One image (a manifest digest of a Train repository) in one target registry repository. Shared
+    by every job that needs it; progress is saved per blob, so a retry continues where it stopped."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="mirrors")
+    manifest_digest = models.CharField(max_length=135)
+    target_registry = models.CharField(max_length=255, help_text="host[:port] of the target registry")
+    target_repository = models.CharField(max_length=255)
+    state = models.CharField(max_length=16, choices=MirrorState.choices, default=MirrorState.PENDING)
+    bytes_total = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    blobs_total = models.IntegerField(default=0)
+    blobs_done = models.IntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    lease_holder = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["manifest_digest", "target_registry", "target_repository"],
+                                               name="one_mirror_per_digest_and_target")]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.manifest_digest[:19]} → {self.target_registry}/{self.target_repository} ({self.state})"
+
+    @property
+    def target_reference(self) -> str:
+        """What the cloud pulls: the target repository by digest."""
+        return f"{self.target_registry}/{self.target_repository}@{self.manifest_digest}"
+
+    @classmethod
+    def lease_take(cls, pk: int, holder: str, *, seconds: float) -> "Mirror | None":
+        """Claim the mirror for `holder` if it is due (PENDING and due, or COPYING under a dead
+        holder's expired lease). Returns the claimed row, or None when another worker got it first
+        or there is nothing to do. The claim counts an attempt before any byte is sent."""
+        now = timezone.now()
+        due = models.Q(state=MirrorState.PENDING, next_attempt_at__lte=now) | models.Q(
+            state=MirrorState.COPYING, lease_until__lt=now)
+        won = cls.objects.filter(due, pk=pk).update(
+            state=MirrorState.COPYING, lease_holder=holder, lease_until=now + timezone.timedelta(seconds=seconds),
+            attempts=models.F("attempts") + 1, started_at=Coalesce("started_at", now), updated_at=now)
+        return cls.objects.select_related("repository").get(pk=pk) if won else None
+
+    def lease_renew(self, holder: str, *, seconds: float = 60) -> bool:
+        """Extend `holder`'s lease; False if the lease passed to another worker."""
+        now = timezone.now()
+        return bool(type(self).objects.filter(pk=self.pk, lease_holder=holder, state=MirrorState.COPYING).update(
+            lease_until=now + timezone.timedelta(seconds=seconds), updated_at=now))
+
+
+class MirrorBlob(models.Model):
+    """Progress of one blob of a mirror: done, or the upload session a resume continues."""
+
+    mirror = models.ForeignKey(Mirror, on_delete=models.CASCADE, related_name="blobs")
+    digest = models.CharField(max_length=135)
+    size = models.BigIntegerField()
+    bytes_sent = models.BigIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+    upload_location = models.TextField(blank=True)
+    upload_offset = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mirror", "digest"], name="one_progress_row_per_mirror_blob")]
+
+    def __str__(self):
+        return f"{self.digest[:19]} of mirror {self.mirror_id}"
+
+
+class TargetBlob(models.Model):
+    """Where a blob is known to be in a target registry, so another repository there can mount it
+    instead of receiving the bytes again."""
+
+    target_registry = models.CharField(max_length=255)
+    target_repository = models.CharField(max_length=255)
+    digest = models.CharField(max_length=135)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["target_registry", "target_repository", "digest"],
+                                               name="one_target_blob_record")]
+        indexes = [models.Index(fields=["target_registry", "digest"])]
+
+    def __str__(self):
+        return f"{self.digest[:19]} in {self.target_registry}/{self.target_repository}"
