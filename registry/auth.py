@@ -188,10 +188,19 @@ def challenge(request, *, scope: str = "", error: str = "") -> str:
     return value
 
 
+def needs_scope(needs) -> str:
+    """The challenge's scope for `needs`: every action of every resource, so a client that asks for
+    exactly what the challenge names gets a token this request accepts (`pull,push` for a push, not
+    just the last action of each resource)."""
+    grouped: dict[str, frozenset[str]] = {}
+    for resource, action in needs:
+        grouped[resource] = grouped.get(resource, frozenset()) | {action}
+    return scope_string(grouped)
+
+
 def _unauthorized(request, needs, error="", message=""):
-    scope = scope_string({resource: frozenset([action]) for resource, action in needs})
     return RegistryError("UNAUTHORIZED", message, headers={
-        "WWW-Authenticate": challenge(request, scope=scope, error=error)})
+        "WWW-Authenticate": challenge(request, scope=needs_scope(needs), error=error)})
 
 
 def _bearer_caller(request, token: str, needs) -> Caller:
@@ -227,21 +236,29 @@ def request_caller(request, needs=()) -> Caller:
     return Caller(account_id=credentials[0], key=key, role=role, token_access=None)
 
 
-def authorize(request, needs) -> Caller:
+def authorize(request, needs, *, wanted=()) -> Caller:
     """Authenticate, then check each (resource, action) in `needs` against the ceiling and the token.
     Beyond the ceiling → 403 DENIED (a new token would not help); missing from the token only →
-    401 insufficient_scope, so the client fetches a token with that scope."""
-    caller = request_caller(request, needs)
+    401 insufficient_scope, so the client fetches a token with that scope. `wanted` are rights the
+    request uses only when it has them (a mount's pull on `from`; without it the mount becomes an
+    upload): never required, but named in every challenge, so a client that follows the challenge
+    gets them and the mount mounts."""
+    challenged = [*needs, *wanted]
+    caller = request_caller(request, challenged)
     for resource, action in needs:
         if action not in ceiling(account_id=caller.account_id, role=caller.role, resource=resource):
             raise RegistryError("DENIED", detail={"resource": resource, "action": action})
-        if caller.token_access is not None and not ({action, "*"} & caller.token_access.get(resource, frozenset())):
-            raise _unauthorized(request, needs, "insufficient_scope", "the token does not grant this access")
+        if caller.token_access is not None and not _token_grants(caller, resource, action):
+            raise _unauthorized(request, challenged, "insufficient_scope", "the token does not grant this access")
     return caller
+
+
+def _token_grants(caller: Caller, resource: str, action: str) -> bool:
+    return bool({action, "*"} & caller.token_access.get(resource, frozenset()))
 
 
 def may(caller: Caller, resource: str, action: str) -> bool:
     """Whether `caller` holds `action` on `resource` (for optional rights such as a mount's source)."""
     if action not in ceiling(account_id=caller.account_id, role=caller.role, resource=resource):
         return False
-    return caller.token_access is None or action in caller.token_access.get(resource, frozenset())
+    return caller.token_access is None or _token_grants(caller, resource, action)
