@@ -17,6 +17,7 @@ from registry.errors import RegistryError, registry_view
 from registry.http import paginate
 from registry.models import Repository
 from registry.tokens import token_issue
+from trainsvc.clientip import client_ip
 
 BASIC_CHALLENGE = 'Basic realm="Train registry"'
 
@@ -37,8 +38,7 @@ def _login_refused(exc: LoginRefused):
 
 def _issue(request, username: str, password: str, scopes) -> dict:
     try:
-        key, role = credentials_check(username=username, password=password,
-                                      address=request.META.get("REMOTE_ADDR", ""))
+        key, role = credentials_check(username=username, password=password, address=client_ip(request))
     except LoginRefused as exc:
         raise _login_refused(exc) from exc
     granted = scopes_grant(account_id=username, role=role, requested=scopes_parse(scopes))
