@@ -1,6 +1,7 @@
 """/v2/ (the version check), /v2/token (Basic GET and OAuth2 form POST), /v2/_catalog."""
 
 from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
 
 from registry.auth import (
     CATALOG,
@@ -47,6 +48,7 @@ def _issue(request, username: str, password: str, scopes) -> dict:
             "scope": scope_string(granted)}
 
 
+@never_cache  # a bearer token is a credential: no proxy or client cache may keep it (RFC 6749 §5.1)
 @registry_view
 def token(request):
     """Basic GET (docker, skopeo, podman) or the OAuth2 password grant by POST. The grant is the
