@@ -236,6 +236,8 @@ def _unauthorized(request, needs, error="", message=""):
 
 def _bearer_caller(request, token: str, needs) -> Caller:
     try:
+        if not token.isascii():  # a JWT is base64url and dots; anything else is not one of ours
+            raise InvalidToken("not a token")
         claims = token_verify(token)
     except InvalidToken as exc:
         raise _unauthorized(request, needs, "invalid_token", "invalid or expired token") from exc
