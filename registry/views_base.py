@@ -77,7 +77,7 @@ def token(request):
 def catalog(request):
     """Repositories of the caller's account only, whoever asks."""
     caller = authorize(request, [(CATALOG, "*")])
-    names, link = paginate(Repository.objects.filter(account_id=caller.account_id), "name", request,
+    names, link = paginate(Repository.objects.listed().filter(account_id=caller.account_id), "name", request,
                            path="/v2/_catalog")
     response = JsonResponse({"repositories": names})
     if link:
