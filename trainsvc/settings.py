@@ -282,7 +282,8 @@ TRAIN_REGISTRY_S3_PREFIX = os.environ.get("TRAIN_REGISTRY_S3_PREFIX", "registry/
 TRAIN_REGISTRY_S3_ENDPOINT_URL = os.environ.get("TRAIN_REGISTRY_S3_ENDPOINT_URL", "") or None
 TRAIN_REGISTRY_S3_REGION = os.environ.get("TRAIN_REGISTRY_S3_REGION", "us-east-1")
 # Limits (reference: registry.md §3): manifests as distribution caps them, list pages as after
-# CVE-2023-2253, unfinished uploads kept a day, and failed logins per user and network.
+# CVE-2023-2253, unfinished uploads kept a day, and failed logins per presented key id and per client
+# address (docs/decisions/0034-login-limit-per-key-and-address.md).
 TRAIN_REGISTRY_MAX_MANIFEST_BYTES = env_int("TRAIN_REGISTRY_MAX_MANIFEST_BYTES", 4 * 1024 * 1024)
 TRAIN_REGISTRY_MAX_BLOB_BYTES = env_int("TRAIN_REGISTRY_MAX_BLOB_BYTES", 64 * 1024**3)
 TRAIN_REGISTRY_MAX_PAGE = env_int("TRAIN_REGISTRY_MAX_PAGE", 1000)
