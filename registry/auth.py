@@ -160,6 +160,9 @@ def login_failure_record(source: str) -> None:
         return
     if LoginFailure.objects.filter(key=source, window_start__lt=window_start).update(count=1, window_start=now):
         return
+    # A new source: drop the rows of sources whose window ended a window ago, so the table holds only
+    # the sources that failed recently (however many addresses a flood comes from over time).
+    LoginFailure.objects.filter(window_start__lt=window_start - (now - window_start)).delete()
     try:
         with transaction.atomic():
             LoginFailure.objects.create(key=source, count=1, window_start=now)

@@ -103,3 +103,11 @@ def test_the_window_resets_the_count(client, operator, settings):
     LoginFailure.objects.update(window_start="2000-01-01T00:00:00Z")
     assert attempt(client, WRONG).status_code == 401
     assert LoginFailure.objects.get().count == 1
+
+
+def test_rows_of_long_finished_windows_are_dropped(client, db, settings):
+    for n in range(5):
+        attempt(client, WRONG, address=f"192.0.2.{n}")
+    LoginFailure.objects.update(window_start="2000-01-01T00:00:00Z")
+    attempt(client, WRONG, address="198.51.100.9")
+    assert list(LoginFailure.objects.values_list("key", flat=True)) == ["addr:198.51.100.9"]
