@@ -1,3 +1,4 @@
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import NotFound, ValidationError
@@ -41,6 +42,11 @@ class BackendViewSet(StrictQueryParamsMixin, viewsets.ViewSet):
     lookup_field = "name"
     lookup_value_regex = "[^/]+"
     write_role = Role.ADMIN
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Admins see the ExternalId that guards the account's assumed role: no cache may keep it.
+        add_never_cache_headers(response)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def _rows(self):
         return {row.backend: row for row in BackendConfig.objects.filter(account=self.request.auth.account)}

@@ -1,5 +1,6 @@
 """Read-only admin pages: repositories, tags with their history, manifests (searchable by digest).
-Changes go through the registry protocol, where every rule and every TagEvent is applied."""
+Changes go through the registry protocol, where every rule and every TagEvent is applied. No page
+reads a manifest's content (up to 4 MiB each): tags and manifests are loaded without it."""
 
 from django.contrib import admin
 
@@ -17,6 +18,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def tags_without_content(queryset):
+    return queryset.select_related("repository", "manifest__repository").defer("manifest__content")
+
+
 class TagInline(admin.TabularInline):
     model = Tag
     fields = ["name", "manifest", "updated_at"]
@@ -27,6 +32,9 @@ class TagInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    def get_queryset(self, request):
+        return tags_without_content(super().get_queryset(request))
 
 
 @admin.register(Repository)
@@ -54,7 +62,9 @@ class TagAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "digest", "updated_at"]
     search_fields = ["name", "repository__name", "manifest__digest"]
     readonly_fields = ["repository", "name", "manifest", "updated_at", "history"]
-    list_select_related = ["repository", "manifest"]
+
+    def get_queryset(self, request):
+        return tags_without_content(super().get_queryset(request))
 
     @admin.display(description="digest")
     def digest(self, obj):
@@ -81,6 +91,9 @@ class ManifestAdmin(ReadOnlyAdmin):
     search_fields = ["digest", "repository__name", "subject_digest"]
     exclude = ["content"]
     list_select_related = ["repository"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("content")
 
 
 @admin.register(Blob)

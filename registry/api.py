@@ -1,10 +1,26 @@
-"""GET /v1/images and GET /v1/images/{repo}/tags/{tag}/history: the account's registry, read-only."""
+"""GET /v1/images, GET /v1/images/{repo}/tags and GET /v1/images/{repo}/tags/{tag}/history: the
+account's registry, read-only.
 
-from django.db.models import Prefetch
+Listings stay bounded whatever a repository holds: each repository shows its first tags only (with
+the count and the URL of the full, paginated list), and no listing ever reads a manifest's content
+(up to 4 MiB each), only the columns it shows."""
+
+from django.db.models import Count, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.urls import reverse
 from rest_framework import generics, serializers
 
 from registry.models import Repository, Tag, TagEvent
+from trainsvc.api.pagination import NewestFirstCursorPagination
+
+# Tags shown inline per repository in GET /v1/images; the rest are one request away (tags_url).
+TAGS_PER_REPOSITORY = 20
+
+
+def tags_for_listing():
+    """Tags with the manifest columns a listing shows, never the manifest's content."""
+    return Tag.objects.select_related("manifest").defer("manifest__content").order_by("name", "id")
 
 
 class TagSerializer(serializers.ModelSerializer):
@@ -18,11 +34,19 @@ class TagSerializer(serializers.ModelSerializer):
 
 
 class RepositorySerializer(serializers.ModelSerializer):
-    tags = TagSerializer(many=True)
+    tags = TagSerializer(many=True, source="first_tags",
+                         help_text=f"The first {TAGS_PER_REPOSITORY} tags by name; all of them at tags_url.")
+    tag_count = serializers.IntegerField(help_text="How many tags the repository has.")
+    tags_url = serializers.SerializerMethodField(help_text="GET /v1/images/{repo}/tags: every tag, paginated.")
 
     class Meta:
         model = Repository
-        fields = ["name", "created_at", "last_push_at", "tags"]
+        fields = ["name", "created_at", "last_push_at", "tag_count", "tags", "tags_url"]
+
+    def get_tags_url(self, repository) -> str:
+        path = reverse("image-tag-list", kwargs={"repo": repository.name})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
 
 
 class TagEventSerializer(serializers.ModelSerializer):
@@ -34,23 +58,52 @@ class TagEventSerializer(serializers.ModelSerializer):
 
 
 class ImageList(generics.ListAPIView):
-    """Repositories of the account, newest first, each with its tags and the digests they point at."""
+    """Repositories of the account that hold an image, newest first, each with its tag count and its
+    first tags (by name) and the digests they point at."""
 
     serializer_class = RepositorySerializer
 
     def get_queryset(self):
-        tags = Tag.objects.select_related("manifest").order_by("name")
-        return Repository.objects.filter(account=self.request.auth.account).prefetch_related(
-            Prefetch("tags", queryset=tags))
+        tag_count = Tag.objects.filter(repository=OuterRef("pk")).order_by().values("repository")
+        first_tags = Prefetch("tags", queryset=tags_for_listing()[:TAGS_PER_REPOSITORY], to_attr="first_tags")
+        return (Repository.objects.listed().filter(account=self.request.auth.account)
+                .annotate(tag_count=Coalesce(Subquery(tag_count.annotate(n=Count("id")).values("n")), 0))
+                .prefetch_related(first_tags))
+
+
+def _account_repository(request, name, *, listed: bool) -> Repository:
+    repositories = Repository.objects.listed() if listed else Repository.objects.all()
+    repository = repositories.filter(account=request.auth.account, name=name).first()
+    if repository is None:
+        raise Http404("No such repository in this account.")
+    return repository
+
+
+class TagsByName(NewestFirstCursorPagination):
+    ordering = ("name", "id")
+
+
+class TagList(generics.ListAPIView):
+    """Every tag of one repository, by name, paginated with a cursor."""
+
+    serializer_class = TagSerializer
+    pagination_class = TagsByName
+
+    def get_queryset(self):
+        return tags_for_listing().filter(
+            repository=_account_repository(self.request, self.kwargs["repo"], listed=True))
 
 
 class TagHistory(generics.ListAPIView):
-    """Every move of one tag, newest first: old digest, new digest, who, when."""
+    """Every move of one tag, newest first: old digest, new digest, who, when. A deleted tag keeps
+    its history; a tag that never existed is 404."""
 
     serializer_class = TagEventSerializer
 
     def get_queryset(self):
-        repository = Repository.objects.filter(account=self.request.auth.account, name=self.kwargs["repo"]).first()
-        if repository is None:
-            raise Http404("No such repository in this account.")
-        return TagEvent.objects.filter(repository=repository, tag=self.kwargs["tag"])
+        # Not only listed repositories: history outlives the last manifest of a repository.
+        repository = _account_repository(self.request, self.kwargs["repo"], listed=False)
+        events = TagEvent.objects.filter(repository=repository, tag=self.kwargs["tag"])
+        if not events.exists():
+            raise Http404("No such tag in this repository, now or before.")
+        return events

@@ -9,10 +9,11 @@ import base64
 import binascii
 import ipaddress
 import logging
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -20,7 +21,17 @@ from registry.errors import RegistryError
 from registry.names import account_of
 from registry.reference import NAME_MAX_LENGTH, REPOSITORY_RE
 from registry.tokens import InvalidToken, token_verify
-from trainsvc.accounts.models import ACCOUNT_ID_MAX_LENGTH, ApiKey, Membership, Role
+from trainsvc.accounts.models import (
+    ACCOUNT_ID_MAX_LENGTH,
+    ACCOUNT_ID_RE,
+    KEY_ID_ALPHABET,
+    KEY_ID_LENGTH,
+    KEY_PREFIX,
+    ApiKey,
+    Membership,
+    Role,
+)
+from trainsvc.clientip import client_ip
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +42,8 @@ ROLE_ACTIONS = {
     Role.ADMIN: ALL_ACTIONS,
 }
 CATALOG = "registry:catalog"
+# The key id of anything shaped like an API key, right or wrong: what failed logins are counted by.
+KEY_ID_RE = re.compile(rf"\A{KEY_PREFIX}_([{KEY_ID_ALPHABET}]{{{KEY_ID_LENGTH}}})_")
 MAX_SCOPES = 20  # a login asks for a handful; more is noise or abuse
 
 
@@ -100,67 +113,88 @@ def scope_string(granted: dict[str, frozenset[str]]) -> str:
     return " ".join(f"{resource}:{','.join(sorted(actions))}" for resource, actions in sorted(granted.items()))
 
 
-# --- failed logins: an atomic counter per (user, source network) -----------------------------------
+# --- failed logins: counters per presented key id and per client address ---------------------------
+# A correct key always logs in: the counters are read only once the credentials have failed, so no
+# number of wrong guesses by anyone can lock a key's owner out. Sources are bounded: one row per key
+# id that exists and one per client address (an IPv6 /64, which one host can hold whole); the username
+# is never a key, so made-up account ids create no rows (docs/decisions/0034-login-limit-per-key-and-address.md).
 
-def _source_network(address: str) -> str:
+def _address_source(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return "unknown"
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+        return "addr:unknown"
+    if ip.version == 6:
+        return f"addr:{ipaddress.ip_network(f'{ip}/64', strict=False)}"
+    return f"addr:{ip}"
 
 
-def failure_key(username: str, address: str) -> str:
-    return f"{username[:ACCOUNT_ID_MAX_LENGTH + 1]}|{_source_network(address)}"
+def failure_sources(*, password: str, address: str) -> list[str]:
+    """The counters a failed login with `password` from `address` is charged to."""
+    sources = [_address_source(address)]
+    match = KEY_ID_RE.match(password)
+    if match and ApiKey.objects.filter(key_id=match[1]).exists():
+        sources.append(f"key:{match[1]}")
+    return sources
 
 
-def login_retry_after(key: str) -> int:
-    """Seconds until `key` may try again (0: not blocked)."""
+def login_retry_after(source: str) -> int:
+    """Seconds until `source` may fail again without 429 (0: not blocked)."""
     from registry.models import LoginFailure
 
     window = settings.TRAIN_REGISTRY_LOGIN_WINDOW_SECONDS
-    row = LoginFailure.objects.filter(key=key).first()
+    row = LoginFailure.objects.filter(key=source).first()
     if row is None or row.count < settings.TRAIN_REGISTRY_LOGIN_FAILURES:
         return 0
     remaining = window - (timezone.now() - row.window_start).total_seconds()
     return max(0, int(remaining) + 1) if remaining > 0 else 0
 
 
-def login_failure_record(key: str) -> None:
+def login_failure_record(source: str) -> None:
     from registry.models import LoginFailure
 
     now = timezone.now()
     window_start = now - timezone.timedelta(seconds=settings.TRAIN_REGISTRY_LOGIN_WINDOW_SECONDS)
     # One UPDATE … SET count = count + 1 per failure: concurrent failures are all counted.
-    if LoginFailure.objects.filter(key=key, window_start__gte=window_start).update(count=F("count") + 1):
+    if LoginFailure.objects.filter(key=source, window_start__gte=window_start).update(count=F("count") + 1):
         return
-    if LoginFailure.objects.filter(key=key, window_start__lt=window_start).update(count=1, window_start=now):
+    if LoginFailure.objects.filter(key=source, window_start__lt=window_start).update(count=1, window_start=now):
         return
+    # A new source: drop the rows of sources whose window ended a window ago, so the table holds only
+    # the sources that failed recently (however many addresses a flood comes from over time).
+    LoginFailure.objects.filter(window_start__lt=window_start - (now - window_start)).delete()
     try:
-        LoginFailure.objects.create(key=key, count=1, window_start=now)
+        with transaction.atomic():
+            LoginFailure.objects.create(key=source, count=1, window_start=now)
     except IntegrityError:
-        LoginFailure.objects.filter(key=key).update(count=F("count") + 1)
+        LoginFailure.objects.filter(key=source).update(count=F("count") + 1)
+
+
+def _membership(key: ApiKey | None, username: str) -> Membership | None:
+    # An account id is short and plain: anything else (a NUL byte, 10 kB) never reaches a query.
+    if key is None or len(username) > ACCOUNT_ID_MAX_LENGTH or not ACCOUNT_ID_RE.match(username):
+        return None
+    return Membership.objects.filter(user=key.user, account_id=username).first()
 
 
 def credentials_check(*, username: str, password: str, address: str) -> tuple[ApiKey, str]:
     """(key, role) for account `username` and API key `password`; LoginRefused otherwise (uniformly
-    for an unknown account, a wrong key and a non-member, with the same work done)."""
-    key_name = failure_key(username, address)
-    retry_after = login_retry_after(key_name)
+    for an unknown account, a wrong key and a non-member). Failures are counted against the key id
+    presented and the client `address`; once either has failed too often, further failures are 429
+    until the window ends, but the right key still logs in."""
+    key = ApiKey.objects.authenticate(password)
+    membership = _membership(key, username)
+    if membership is not None:
+        key.touch()
+        return key, membership.role
+    sources = failure_sources(password=password, address=address)
+    retry_after = max(login_retry_after(source) for source in sources)
     if retry_after:
         raise LoginRefused(retry_after)
-    key = ApiKey.objects.authenticate(password)
-    membership = None
-    if key is not None:
-        membership = Membership.objects.filter(user=key.user, account_id=username).first()
-    if membership is None:
-        login_failure_record(key_name)
-        log.warning("registry login failed for account %r (key %s)", username[:80],
-                    key.key_id if key else "unknown")
-        raise LoginRefused()
-    key.touch()
-    return key, membership.role
+    for source in sources:
+        login_failure_record(source)
+    log.warning("registry login failed for account %r (%s)", username[:80], ", ".join(sources))
+    raise LoginRefused()
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:
@@ -188,14 +222,25 @@ def challenge(request, *, scope: str = "", error: str = "") -> str:
     return value
 
 
+def needs_scope(needs) -> str:
+    """The challenge's scope for `needs`: every action of every resource, so a client that asks for
+    exactly what the challenge names gets a token this request accepts (`pull,push` for a push, not
+    just the last action of each resource)."""
+    grouped: dict[str, frozenset[str]] = {}
+    for resource, action in needs:
+        grouped[resource] = grouped.get(resource, frozenset()) | {action}
+    return scope_string(grouped)
+
+
 def _unauthorized(request, needs, error="", message=""):
-    scope = scope_string({resource: frozenset([action]) for resource, action in needs})
     return RegistryError("UNAUTHORIZED", message, headers={
-        "WWW-Authenticate": challenge(request, scope=scope, error=error)})
+        "WWW-Authenticate": challenge(request, scope=needs_scope(needs), error=error)})
 
 
 def _bearer_caller(request, token: str, needs) -> Caller:
     try:
+        if not token.isascii():  # a JWT is base64url and dots; anything else is not one of ours
+            raise InvalidToken("not a token")
         claims = token_verify(token)
     except InvalidToken as exc:
         raise _unauthorized(request, needs, "invalid_token", "invalid or expired token") from exc
@@ -217,8 +262,7 @@ def request_caller(request, needs=()) -> Caller:
     if credentials is None:
         raise _unauthorized(request, needs)
     try:
-        key, role = credentials_check(username=credentials[0], password=credentials[1],
-                                      address=request.META.get("REMOTE_ADDR", ""))
+        key, role = credentials_check(username=credentials[0], password=credentials[1], address=client_ip(request))
     except LoginRefused as exc:
         if exc.retry_after:
             raise RegistryError("TOOMANYREQUESTS", "too many failed logins; try again later",
@@ -227,21 +271,29 @@ def request_caller(request, needs=()) -> Caller:
     return Caller(account_id=credentials[0], key=key, role=role, token_access=None)
 
 
-def authorize(request, needs) -> Caller:
+def authorize(request, needs, *, wanted=()) -> Caller:
     """Authenticate, then check each (resource, action) in `needs` against the ceiling and the token.
     Beyond the ceiling → 403 DENIED (a new token would not help); missing from the token only →
-    401 insufficient_scope, so the client fetches a token with that scope."""
-    caller = request_caller(request, needs)
+    401 insufficient_scope, so the client fetches a token with that scope. `wanted` are rights the
+    request uses only when it has them (a mount's pull on `from`; without it the mount becomes an
+    upload): never required, but named in every challenge, so a client that follows the challenge
+    gets them and the mount mounts."""
+    challenged = [*needs, *wanted]
+    caller = request_caller(request, challenged)
     for resource, action in needs:
         if action not in ceiling(account_id=caller.account_id, role=caller.role, resource=resource):
             raise RegistryError("DENIED", detail={"resource": resource, "action": action})
-        if caller.token_access is not None and not ({action, "*"} & caller.token_access.get(resource, frozenset())):
-            raise _unauthorized(request, needs, "insufficient_scope", "the token does not grant this access")
+        if caller.token_access is not None and not _token_grants(caller, resource, action):
+            raise _unauthorized(request, challenged, "insufficient_scope", "the token does not grant this access")
     return caller
+
+
+def _token_grants(caller: Caller, resource: str, action: str) -> bool:
+    return bool({action, "*"} & caller.token_access.get(resource, frozenset()))
 
 
 def may(caller: Caller, resource: str, action: str) -> bool:
     """Whether `caller` holds `action` on `resource` (for optional rights such as a mount's source)."""
     if action not in ceiling(account_id=caller.account_id, role=caller.role, resource=resource):
         return False
-    return caller.token_access is None or action in caller.token_access.get(resource, frozenset())
+    return caller.token_access is None or _token_grants(caller, resource, action)

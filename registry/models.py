@@ -14,11 +14,20 @@ from django.utils import timezone
 from trainsvc.accounts.models import Account
 
 
+class RepositoryQuerySet(models.QuerySet):
+    def listed(self):
+        """Repositories that hold a manifest: what listings show. A push that stored blobs and then
+        failed (or was abandoned) leaves its repository row behind, but nothing anyone could pull."""
+        return self.filter(models.Exists(Manifest.objects.filter(repository=models.OuterRef("pk"))))
+
+
 class Repository(models.Model):
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="repositories")
     name = models.CharField(max_length=255, unique=True, help_text="<account>/<path>")
     created_at = models.DateTimeField(default=timezone.now)
     last_push_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RepositoryQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -140,7 +149,8 @@ class Upload(models.Model):
 
 
 class LoginFailure(models.Model):
-    """Failed registry logins per (user, source network) in the current window; updated atomically."""
+    """Failed registry logins in the current window, per source (`key:<key id>` or `addr:<client
+    address>`, registry/auth.py); updated atomically."""
 
     key = models.CharField(max_length=200, unique=True)
     count = models.IntegerField(default=0)

@@ -1,9 +1,10 @@
 """Registry bearer tokens: ES256-signed JWTs with a pinned algorithm, bound to this service (`aud`),
 the account (`sub`), the API key that asked (`key`), and per-repository actions (`access`).
 
-The signing key is a PEM file every gateway reads (TRAIN_REGISTRY_SIGNING_KEY); when missing it is
-created once, atomically, so concurrent first requests agree on one key
-(docs/decisions/0021-registry-token-signing.md)."""
+Every gateway must sign with the same key, or a token issued by one is refused by the next. The key
+is the PEM in TRAIN_REGISTRY_SIGNING_KEY_PEM, or else the file TRAIN_REGISTRY_SIGNING_KEY. Production
+refuses to start without one; development creates the file once, atomically, so concurrent first
+requests agree on one key (docs/decisions/0035-registry-signing-key-is-provided.md)."""
 
 import hashlib
 import os
@@ -17,6 +18,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 ALGORITHM = "ES256"
@@ -54,19 +56,41 @@ def _create_key_file(path: Path) -> None:
         os.unlink(tmp)
 
 
-@cache
-def _keys(path_text: str):
+def load_signing_key(pem: bytes, *, origin: str):
+    """The ES256 private key in `pem`; ImproperlyConfigured naming `origin` for anything else."""
+    try:
+        private = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{origin}: not an unencrypted PEM private key ({exc})") from exc
+    if not isinstance(private, ec.EllipticCurvePrivateKey) or not isinstance(private.curve, ec.SECP256R1):
+        raise ImproperlyConfigured(f"{origin}: ES256 needs an EC P-256 (prime256v1) private key")
+    return private
+
+
+def _signing_pem(pem_text: str, path_text: str, create: bool) -> tuple[bytes, str]:
+    if pem_text:
+        return pem_text.encode(), "TRAIN_REGISTRY_SIGNING_KEY_PEM"
     path = Path(path_text)
     if not path.exists():
+        if not create:
+            raise ImproperlyConfigured(f"TRAIN_REGISTRY_SIGNING_KEY: {path} does not exist (production never "
+                                       "creates the signing key: every gateway must share one)")
         _create_key_file(path)
-    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    return path.read_bytes(), f"TRAIN_REGISTRY_SIGNING_KEY ({path})"
+
+
+@cache
+def _keys(pem_text: str, path_text: str, create: bool):
+    pem, origin = _signing_pem(pem_text, path_text, create)
+    private = load_signing_key(pem, origin=origin)
     public = private.public_key()
     der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return private, public, hashlib.sha256(der).hexdigest()[:16]
 
 
 def signing_keys():
-    return _keys(str(settings.TRAIN_REGISTRY_SIGNING_KEY))
+    return _keys(settings.TRAIN_REGISTRY_SIGNING_KEY_PEM, str(settings.TRAIN_REGISTRY_SIGNING_KEY),
+                 settings.TRAIN_REGISTRY_SIGNING_KEY_CREATE)
 
 
 def access_claim(access: dict[str, frozenset[str]]) -> list[dict]:

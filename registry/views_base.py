@@ -1,6 +1,7 @@
 """/v2/ (the version check), /v2/token (Basic GET and OAuth2 form POST), /v2/_catalog."""
 
 from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
 
 from registry.auth import (
     CATALOG,
@@ -17,6 +18,7 @@ from registry.errors import RegistryError, registry_view
 from registry.http import paginate
 from registry.models import Repository
 from registry.tokens import token_issue
+from trainsvc.clientip import client_ip
 
 BASIC_CHALLENGE = 'Basic realm="Train registry"'
 
@@ -37,8 +39,7 @@ def _login_refused(exc: LoginRefused):
 
 def _issue(request, username: str, password: str, scopes) -> dict:
     try:
-        key, role = credentials_check(username=username, password=password,
-                                      address=request.META.get("REMOTE_ADDR", ""))
+        key, role = credentials_check(username=username, password=password, address=client_ip(request))
     except LoginRefused as exc:
         raise _login_refused(exc) from exc
     granted = scopes_grant(account_id=username, role=role, requested=scopes_parse(scopes))
@@ -47,6 +48,7 @@ def _issue(request, username: str, password: str, scopes) -> dict:
             "scope": scope_string(granted)}
 
 
+@never_cache  # a bearer token is a credential: no proxy or client cache may keep it (RFC 6749 §5.1)
 @registry_view
 def token(request):
     """Basic GET (docker, skopeo, podman) or the OAuth2 password grant by POST. The grant is the
@@ -75,7 +77,7 @@ def token(request):
 def catalog(request):
     """Repositories of the caller's account only, whoever asks."""
     caller = authorize(request, [(CATALOG, "*")])
-    names, link = paginate(Repository.objects.filter(account_id=caller.account_id), "name", request,
+    names, link = paginate(Repository.objects.listed().filter(account_id=caller.account_id), "name", request,
                            path="/v2/_catalog")
     response = JsonResponse({"repositories": names})
     if link:

@@ -1,6 +1,7 @@
 """/v2/<name>/manifests/<reference>, /v2/<name>/tags/list and /v2/<name>/referrers/<digest>."""
 
 import json
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -71,25 +72,67 @@ def tags_list(request, name):
 
 @registry_view
 def referrers(request, name, digest):
+    """Manifests whose subject is `digest`, by digest, in pages of `n` with a `Link` to the next (as
+    tags/list). Only the page's rows are read, and their content only for the annotations."""
     digest_check(digest)
     repository = _readable_repository(request, name)
-    rows = Manifest.objects.filter(repository=repository, subject_digest=digest).order_by("created_at", "id")
+    rows = Manifest.objects.filter(repository=repository, subject_digest=digest)
     artifact_type = request.GET.get("artifactType")
     if artifact_type:
         rows = rows.filter(artifact_type=artifact_type)
-    descriptors = []
-    for row in rows[: settings.TRAIN_REGISTRY_MAX_PAGE]:
-        descriptor = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
-        if row.artifact_type:
-            descriptor["artifactType"] = row.artifact_type
-        if annotations := annotations_of(bytes(row.content)):
-            descriptor["annotations"] = annotations
-        descriptors.append(descriptor)
+    page, link = paginate(rows, "digest", request, path=f"/v2/{name}/referrers/{digest}")
+    if link and artifact_type:
+        link = _link_with(link, artifactType=artifact_type)
+    descriptors = _referrer_descriptors(rows, page)
     body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors})
     response = HttpResponse(body, content_type=OCI_INDEX)
     if artifact_type:
         response["OCI-Filters-Applied"] = "artifactType"
+    if link:
+        response["Link"] = link
     return response
+
+
+# Manifests are read for their annotations in batches of at most this many bytes, so a page of
+# large manifests never sits in memory at once.
+REFERRER_CONTENT_BATCH_BYTES = 8 * 1024 * 1024
+
+
+def _referrer_descriptors(rows, digests: list[str]) -> list[dict]:
+    found = {row.digest: row for row in rows.filter(digest__in=digests).only(
+        "pk", "digest", "media_type", "size", "artifact_type")}
+    page = [found[d] for d in digests if d in found]
+    annotations = {}
+    for batch in _batches_by_size(page, REFERRER_CONTENT_BATCH_BYTES):
+        for pk, content in Manifest.objects.filter(pk__in=[row.pk for row in batch]).values_list("pk", "content"):
+            annotations[pk] = annotations_of(bytes(content))
+    descriptors = []
+    for row in page:
+        descriptor = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
+        if row.artifact_type:
+            descriptor["artifactType"] = row.artifact_type
+        if annotations.get(row.pk):
+            descriptor["annotations"] = annotations[row.pk]
+        descriptors.append(descriptor)
+    return descriptors
+
+
+def _batches_by_size(rows, limit: int):
+    batch, total = [], 0
+    for row in rows:
+        if batch and total + row.size > limit:
+            yield batch
+            batch, total = [], 0
+        batch.append(row)
+        total += row.size
+    if batch:
+        yield batch
+
+
+def _link_with(link: str, **params) -> str:
+    """`link` (`<path?query>; rel="next"`) with `params` added to its query."""
+    target, _, rest = link.partition(">")
+    return f"{target}&{urlencode(params)}>{rest}"
 
 
 def _readable_repository(request, name):

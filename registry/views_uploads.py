@@ -33,9 +33,22 @@ def _progress(upload, status=202):
                           "Docker-Upload-UUID": str(upload.pk)})
 
 
-def _try_mount(request, caller, repository, digest):
+def _mount_source(request) -> str | None:
     source_name = request.GET.get("from", "")
     if len(source_name) > NAME_MAX_LENGTH or not REPOSITORY_RE.match(source_name):
+        return None
+    return source_name
+
+
+def _mount_source_wanted(request, mount):
+    """Pull on a mount's source, for the challenge: without it the client's token cannot mount."""
+    source_name = _mount_source(request) if mount is not None else None
+    return [(f"repository:{source_name}", "pull")] if source_name else []
+
+
+def _try_mount(request, caller, repository, digest):
+    source_name = _mount_source(request)
+    if source_name is None:
         return None
     # Only from a repository the caller may pull, and only if the blob is linked there.
     if not may(caller, f"repository:{source_name}", "pull"):
@@ -53,7 +66,7 @@ def upload_begin(request, name):
         digest_check(mount)
     if digest is not None:
         digest_check(digest)
-    caller = authorize(request, _push_needs(name))
+    caller = authorize(request, _push_needs(name), wanted=_mount_source_wanted(request, mount))
     repository = repository_for_push(name=name)
     if mount is not None and _try_mount(request, caller, repository, mount) is not None:
         return _created(name, mount)

@@ -1,13 +1,18 @@
-"""Production mode: `check --deploy` is clean, a weak SECRET_KEY stops the process, the local backend
-is off unless asked for, and the health endpoints answer."""
+"""Production mode: `check --deploy` is clean, a weak SECRET_KEY, a missing token signing key or
+proxies left unnamed stop the process, the local backend is off unless asked for, and the health
+endpoints answer without saying more than they must."""
 
 import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.db import OperationalError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PRINT_BACKENDS = (
@@ -16,11 +21,21 @@ PRINT_BACKENDS = (
 )
 
 
+def signing_key_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
 def production_env(tmp_path, **overrides) -> dict:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("TRAIN_", "DJANGO_")) and key not in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG")}
+    key_file = tmp_path / "signing-key.pem"
+    if not key_file.exists():
+        key_file.write_text(signing_key_pem())
     env.update(TRAIN_ENV="production", SECRET_KEY=secrets.token_urlsafe(48)[:64], ALLOWED_HOSTS="train.example.com",
-               DJANGO_SETTINGS_MODULE="trainsvc.settings", TRAIN_DATA_DIR=str(tmp_path))
+               DJANGO_SETTINGS_MODULE="trainsvc.settings", TRAIN_DATA_DIR=str(tmp_path),
+               TRAIN_REGISTRY_SIGNING_KEY=str(key_file), TRAIN_TRUSTED_PROXIES="10.0.0.0/8")
     env.update(overrides)
     return {key: value for key, value in env.items() if value is not None}
 
@@ -53,6 +68,47 @@ def test_production_refuses_to_start_without_a_strong_secret_key(tmp_path, secre
     assert "SECRET_KEY" in result.stderr
 
 
+SIGN_A_TOKEN = (
+    "import django; django.setup(); from registry.tokens import token_issue, token_verify; "
+    "token, _, _ = token_issue(account_id='acme', key_pk=1, access={}); print(token_verify(token).account_id)"
+)
+
+
+@pytest.mark.parametrize("missing", [
+    pytest.param({"TRAIN_REGISTRY_SIGNING_KEY": None}, id="unset"),
+    pytest.param({"TRAIN_REGISTRY_SIGNING_KEY": "/nonexistent/signing-key.pem"}, id="missing-file"),
+])
+def test_production_refuses_to_start_without_a_signing_key(tmp_path, missing):
+    result = run(["manage.py", "check"], production_env(tmp_path, **missing))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "TRAIN_REGISTRY_SIGNING_KEY" in result.stderr
+    assert not (tmp_path / "registry" / "token-signing-key.pem").exists()  # nothing was generated
+
+
+def test_production_signs_with_the_provided_key_file_or_pem(tmp_path):
+    assert run(["-c", SIGN_A_TOKEN], production_env(tmp_path)).stdout.strip() == "acme"
+    pem_env = production_env(tmp_path, TRAIN_REGISTRY_SIGNING_KEY=None,
+                             TRAIN_REGISTRY_SIGNING_KEY_PEM=signing_key_pem())
+    result = run(["-c", SIGN_A_TOKEN], pem_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "acme"
+    assert not (tmp_path / "registry" / "token-signing-key.pem").exists()
+
+
+def test_a_signing_key_that_is_not_p256_is_refused(tmp_path):
+    result = run(["-c", SIGN_A_TOKEN], production_env(tmp_path, TRAIN_REGISTRY_SIGNING_KEY_PEM="not a key"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "TRAIN_REGISTRY_SIGNING_KEY_PEM" in result.stderr
+
+
+def test_production_behind_a_tls_proxy_needs_the_trusted_proxies(tmp_path):
+    result = run(["manage.py", "check"], production_env(tmp_path, TRAIN_TRUSTED_PROXIES=None))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "TRAIN_TRUSTED_PROXIES" in result.stderr
+    direct = production_env(tmp_path, TRAIN_TRUSTED_PROXIES=None, TRAIN_BEHIND_TLS_PROXY="0")
+    assert run(["manage.py", "check"], direct).returncode == 0
+
+
 def test_the_local_backend_is_off_in_production(tmp_path):
     result = run(["-c", PRINT_BACKENDS], production_env(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -75,3 +131,16 @@ def test_readyz_answers_200_when_the_database_does(client, db):
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+def test_readyz_says_unreachable_without_the_drivers_words(client, db):
+    from django.db import connection
+
+    def refuse(*args, **kwargs):
+        raise OperationalError('connection to server at "db.internal" (10.2.3.4), port 5432 failed: '
+                               'FATAL: password authentication failed for user "train"')
+
+    with mock.patch.object(connection, "cursor", refuse):
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "unreachable"}

@@ -1,6 +1,10 @@
+import logging
+
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
+
+log = logging.getLogger(__name__)
 
 
 def api_not_found(request):
@@ -19,6 +23,8 @@ def readyz(request):
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:  # any database failure means not ready
-        return JsonResponse({"status": "unavailable", "database": str(exc)[:200]}, status=503)
+    except Exception:  # any database failure means not ready
+        # Unauthenticated: the driver's words (host, port, user) stay in the log, not the answer.
+        log.warning("readiness check: the database is unreachable", exc_info=True)
+        return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
     return JsonResponse({"status": "ok"})

@@ -7,6 +7,7 @@ Two modes, chosen by TRAIN_ENV:
   backend off unless TRAIN_LOCAL_BACKEND=1. `manage.py check --deploy` is clean in this mode.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -75,6 +76,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: forwarding headers from peers that are not trusted proxies are dropped before anything
+    # (the HTTPS redirect, request.is_secure(), the login limit) reads them.
+    "trainsvc.clientip.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -150,6 +154,18 @@ WHITENOISE_USE_FINDERS = True
 # Request bodies: job specs are small; the registry streams its large bodies itself.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("TRAIN_MAX_REQUEST_BYTES", 1024 * 1024)
 
+# --- Proxies ---------------------------------------------------------------------------------------
+# The load balancers and reverse proxies (CIDRs, comma-separated) whose forwarding headers are
+# believed: X-Forwarded-Proto (HTTPS behind TLS termination) and TRAIN_CLIENT_IP_HEADER (the client's
+# address, for the login limit). From any other peer both headers are dropped (trainsvc/clientip.py).
+TRAIN_TRUSTED_PROXIES = env_list("TRAIN_TRUSTED_PROXIES", [])
+TRAIN_CLIENT_IP_HEADER = os.environ.get("TRAIN_CLIENT_IP_HEADER", "X-Forwarded-For")
+for _cidr in TRAIN_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRAIN_TRUSTED_PROXIES: {_exc}") from _exc
+
 # --- Security (production) ------------------------------------------------------------------------
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("TRAIN_SECURE_SSL_REDIRECT", True)
@@ -160,6 +176,11 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     if env_bool("TRAIN_BEHIND_TLS_PROXY", True):
+        if not TRAIN_TRUSTED_PROXIES:
+            raise ImproperlyConfigured(
+                "TRAIN_BEHIND_TLS_PROXY needs TRAIN_TRUSTED_PROXIES: the CIDRs of the proxies whose "
+                "X-Forwarded-Proto is believed (or set TRAIN_BEHIND_TLS_PROXY=0 when Train terminates TLS)."
+            )
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
@@ -237,11 +258,21 @@ TRAIN_REGISTRY_HOST = os.environ.get("TRAIN_REGISTRY_HOST", f"localhost:{PORT}")
 # The `service` in the Bearer challenge and the `aud` of every registry token; tokens for another
 # service (another Train installation) are refused.
 TRAIN_REGISTRY_SERVICE = os.environ.get("TRAIN_REGISTRY_SERVICE", "train-registry")
-# ES256 private key (PEM) that signs registry tokens. Every gateway must read the same file; it is
-# created on first use when missing (docs/decisions/0021-registry-token-signing.md).
+# ES256 private key (PEM, EC P-256) that signs registry tokens. Every gateway must use the same key,
+# or a token issued by one is refused by the next: the PEM itself (TRAIN_REGISTRY_SIGNING_KEY_PEM, e.g.
+# from a secret store) or a file (TRAIN_REGISTRY_SIGNING_KEY). Development creates the file on first
+# use; production refuses to start without one (docs/decisions/0035-registry-signing-key-is-provided.md).
+TRAIN_REGISTRY_SIGNING_KEY_PEM = os.environ.get("TRAIN_REGISTRY_SIGNING_KEY_PEM", "")
 TRAIN_REGISTRY_SIGNING_KEY = Path(
     os.environ.get("TRAIN_REGISTRY_SIGNING_KEY", TRAIN_DATA_DIR / "registry" / "token-signing-key.pem")
 )
+TRAIN_REGISTRY_SIGNING_KEY_CREATE = not PRODUCTION
+if PRODUCTION and not TRAIN_REGISTRY_SIGNING_KEY_PEM and not TRAIN_REGISTRY_SIGNING_KEY.is_file():
+    raise ImproperlyConfigured(
+        "Production needs the registry's token signing key, shared by every gateway: set "
+        "TRAIN_REGISTRY_SIGNING_KEY to a PEM file or TRAIN_REGISTRY_SIGNING_KEY_PEM to its text "
+        "(openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out signing-key.pem)."
+    )
 TRAIN_REGISTRY_TOKEN_TTL_SECONDS = env_int("TRAIN_REGISTRY_TOKEN_TTL_SECONDS", 300)
 # Blob store: "filesystem" (under TRAIN_REGISTRY_DATA_DIR) or "s3" (any S3-compatible endpoint).
 TRAIN_REGISTRY_STORE = os.environ.get("TRAIN_REGISTRY_STORE", "filesystem")
@@ -251,7 +282,8 @@ TRAIN_REGISTRY_S3_PREFIX = os.environ.get("TRAIN_REGISTRY_S3_PREFIX", "registry/
 TRAIN_REGISTRY_S3_ENDPOINT_URL = os.environ.get("TRAIN_REGISTRY_S3_ENDPOINT_URL", "") or None
 TRAIN_REGISTRY_S3_REGION = os.environ.get("TRAIN_REGISTRY_S3_REGION", "us-east-1")
 # Limits (reference: registry.md §3): manifests as distribution caps them, list pages as after
-# CVE-2023-2253, unfinished uploads kept a day, and failed logins per user and network.
+# CVE-2023-2253, unfinished uploads kept a day, and failed logins per presented key id and per client
+# address (docs/decisions/0034-login-limit-per-key-and-address.md).
 TRAIN_REGISTRY_MAX_MANIFEST_BYTES = env_int("TRAIN_REGISTRY_MAX_MANIFEST_BYTES", 4 * 1024 * 1024)
 TRAIN_REGISTRY_MAX_BLOB_BYTES = env_int("TRAIN_REGISTRY_MAX_BLOB_BYTES", 64 * 1024**3)
 TRAIN_REGISTRY_MAX_PAGE = env_int("TRAIN_REGISTRY_MAX_PAGE", 1000)

@@ -31,3 +31,22 @@ def test_registry_admin_is_read_only(staff, v2_operator):
     tag = Tag.objects.get()
     assert staff.post(f"/admin/registry/tag/{tag.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Tag.objects.exists()
+
+
+def test_registry_admin_pages_never_read_manifest_content(staff, v2_operator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    v2_operator.push_image("acme/app", "v1")
+    v2_operator.push_image("acme/app", "v2", seed="2")
+    tag, manifest = Tag.objects.first(), Manifest.objects.first()
+    pages = ["/admin/registry/tag/", f"/admin/registry/tag/{tag.pk}/change/", "/admin/registry/manifest/",
+             f"/admin/registry/manifest/{manifest.pk}/change/", "/admin/registry/repository/",
+             f"/admin/registry/repository/{Repository.objects.get().pk}/change/"]
+    for url in pages:
+        with CaptureQueriesContext(connection) as queries:
+            response = staff.get(url)
+        assert response.status_code == 200, url
+        assert manifest.digest in response.content.decode() or "acme/app" in response.content.decode()
+        reads = [q["sql"] for q in queries.captured_queries if '"registry_manifest"."content"' in q["sql"]]
+        assert reads == [], url

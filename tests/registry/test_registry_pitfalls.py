@@ -15,8 +15,8 @@ from tests.registry.conftest import DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST, b
 
 def test_1_catalog_n_is_clamped(v2_operator, settings):
     settings.TRAIN_REGISTRY_MAX_PAGE = 1
-    v2_operator.push_blob("acme/a", b"1")
-    v2_operator.push_blob("acme/b", b"2")
+    v2_operator.push_image("acme/a", "v1", seed="1")
+    v2_operator.push_image("acme/b", "v1", seed="2")
     assert len(v2_operator.get("/v2/_catalog", query={"n": 10**12}).json()["repositories"]) == 1
 
 

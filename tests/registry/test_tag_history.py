@@ -42,3 +42,18 @@ def test_tag_history_api(api, viewer, v2_operator):
 def test_tag_history_of_another_accounts_repository_is_404(api, outsider, v2_operator):
     v2_operator.push_image("acme/app", "latest")
     assert api.get("/v1/images/acme/app/tags/latest/history", **outsider.headers).status_code == 404
+
+
+def test_tag_history_of_a_tag_that_never_existed_is_404(api, viewer, v2_operator):
+    v2_operator.push_image("acme/app", "latest")
+    response = api.get("/v1/images/acme/app/tags/never/history", **viewer.headers)
+    assert response.status_code == 404
+    assert api.get("/v1/images/acme/nothing/tags/latest/history", **viewer.headers).status_code == 404
+
+
+def test_a_deleted_tag_keeps_its_history(api, viewer, v2_operator):
+    digest, _ = v2_operator.push_image("acme/app", "old")
+    assert v2_operator.request("DELETE", f"/v2/acme/app/manifests/{digest}").status_code == 202
+    response = api.get("/v1/images/acme/app/tags/old/history", **viewer.headers)
+    assert response.status_code == 200  # the repository holds no manifest now; its history remains
+    assert [(e["old_digest"], e["new_digest"]) for e in response.json()["results"]] == [(digest, ""), ("", digest)]
