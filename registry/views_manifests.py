@@ -10,19 +10,20 @@ from registry.errors import RegistryError, registry_view
 from registry.http import body_bytes, empty, paginate
 from registry.manifests import OCI_INDEX, annotations_of
 from registry.models import Manifest, Tag
-from registry.names import digest_check, name_check, reference_kind
+from registry.names import digest_lookup, name_check, reference_kind, reference_lookup
 from registry.services import manifest_delete, manifest_find, manifest_put, repository_find, repository_for_push
 
 
 @registry_view
 def manifest(request, name, reference):
     name_check(name)
-    kind = reference_kind(reference)
     resource = f"repository:{name}"
     if request.method in ("GET", "HEAD"):
+        kind = reference_lookup(reference)
         authorize(request, [(resource, "pull")])
         return _serve(request, name, reference, kind)
     if request.method == "PUT":
+        reference_kind(reference)  # a push names a valid tag or a digest it can be verified against
         caller = authorize(request, [(resource, "pull"), (resource, "push")])
         body = body_bytes(request, limit=settings.TRAIN_REGISTRY_MAX_MANIFEST_BYTES)
         stored = manifest_put(repository=repository_for_push(name=name), reference=reference,
@@ -32,19 +33,26 @@ def manifest(request, name, reference):
             headers["OCI-Subject"] = stored.subject_digest
         return empty(201, headers)
     if request.method == "DELETE":
+        kind = reference_lookup(reference)
         caller = authorize(request, [(resource, "delete")])
         repository = repository_find(name=name)
         if repository is None:
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+        if kind is None:
+            raise _unknown(reference)
         manifest_delete(repository=repository, reference=reference, actor=caller.actor)
         return empty(202, {})
     raise RegistryError("UNSUPPORTED", status=405, headers={"Allow": "GET, HEAD, PUT, DELETE"})
 
 
+def _unknown(reference: str) -> RegistryError:
+    return RegistryError("MANIFEST_UNKNOWN", detail={"Digest" if ":" in reference else "Tag": reference[:200]})
+
+
 def _serve(request, name, reference, kind):
-    found = manifest_find(repository=repository_find(name=name), reference=reference)
+    found = manifest_find(repository=repository_find(name=name), reference=reference) if kind else None
     if found is None:
-        raise RegistryError("MANIFEST_UNKNOWN", detail={"Tag" if kind == "tag" else "Digest": reference})
+        raise _unknown(reference)
     headers = {"Docker-Content-Digest": found.digest, "ETag": f'"{found.digest}"',
                "Content-Length": str(found.size)}
     if request.method == "HEAD":
@@ -71,10 +79,14 @@ def tags_list(request, name):
 
 @registry_view
 def referrers(request, name, digest):
-    digest_check(digest)
-    repository = _readable_repository(request, name)
-    rows = Manifest.objects.filter(repository=repository, subject_digest=digest).order_by("created_at", "id")
-    artifact_type = request.GET.get("artifactType")
+    """Always an OCI index: empty for a subject nothing refers to, for a digest of an algorithm this
+    registry does not store, and for a repository with no manifests yet (the spec forbids a 404)."""
+    known = digest_lookup(digest)
+    repository = _readable_repository(request, name, missing_ok=True)
+    artifact_type = request.GET.get("artifactType")  # unsafe text was refused by registry_view
+    rows = Manifest.objects.none()
+    if repository is not None and known is not None:
+        rows = Manifest.objects.filter(repository=repository, subject_digest=digest).order_by("created_at", "id")
     if artifact_type:
         rows = rows.filter(artifact_type=artifact_type)
     descriptors = []
@@ -92,13 +104,14 @@ def referrers(request, name, digest):
     return response
 
 
-def _readable_repository(request, name):
-    """The repository `name` for a read-only listing endpoint, after the checks every such read needs."""
+def _readable_repository(request, name, *, missing_ok=False):
+    """The repository `name` for a read-only listing endpoint, after the checks every such read needs
+    (None for a missing one when `missing_ok`)."""
     name_check(name)
     if request.method not in ("GET", "HEAD"):
         raise RegistryError("UNSUPPORTED", status=405, headers={"Allow": "GET"})
     authorize(request, [(f"repository:{name}", "pull")])
     repository = repository_find(name=name)
-    if repository is None:
+    if repository is None and not missing_ok:
         raise RegistryError("NAME_UNKNOWN", detail={"name": name})
     return repository
