@@ -115,6 +115,8 @@ def manifest_parse(content_type: str, body: bytes) -> ParsedManifest:
         _parse_image(document, parsed)
     else:
         _parse_index(document, parsed)
+    if parsed.blob_bytes > INT64_MAX:
+        raise _invalid("the config and layer sizes add up past 2^63-1", field="layers")
     if "subject" in document:
         parsed.subject = _descriptor(document["subject"], "subject")["digest"]
     parsed.artifact_type = _media_type(document.get("artifactType"), "artifactType") or parsed.artifact_type

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from registry.errors import RegistryError
 from registry.hashing import ResumableSha256, algorithm_of, digest_bytes, digest_chunks, new_hasher, saved_state
-from registry.manifests import manifest_parse
+from registry.manifests import INT64_MAX, manifest_parse
 from registry.models import Blob, Manifest, Repository, RepositoryBlob, Tag, TagEvent, Upload
 from registry.names import account_of, reference_kind
 from registry.store import get_store
@@ -237,7 +237,8 @@ def _check_references(repository: Repository, parsed) -> int:
         if digest not in children:
             raise RegistryError("MANIFEST_BLOB_UNKNOWN", "the index names a manifest unknown to this repository",
                                 detail={"digest": digest})
-    return parsed.blob_bytes + sum(children.values())
+    # Each child's total fits int64; their sum need not (a listing figure, so it is capped, not refused).
+    return min(parsed.blob_bytes + sum(children.values()), INT64_MAX)
 
 
 def manifest_put(*, repository: Repository, reference: str, content_type: str, body: bytes, actor: str) -> Manifest:
