@@ -241,7 +241,10 @@ def _check_references(repository: Repository, parsed) -> int:
     return min(parsed.blob_bytes + sum(children.values()), INT64_MAX)
 
 
-def manifest_put(*, repository: Repository, reference: str, content_type: str, body: bytes, actor: str) -> Manifest:
+def manifest_put(*, repository: Repository, reference: str, content_type: str, body: bytes, actor: str,
+                 tags: tuple[str, ...] = ()) -> Manifest:
+    """Store the manifest; point `reference` (when a tag) and each of `tags` (the `?tag=` parameters
+    of a push by digest) at it, in one transaction."""
     kind = reference_kind(reference)
     # Pushed by digest: verified with that digest's algorithm, and stored under it.
     digest = digest_bytes(body, algorithm_of(reference) if kind == "digest" else "sha256")
@@ -257,8 +260,8 @@ def manifest_put(*, repository: Repository, reference: str, content_type: str, b
         if not created and manifest.media_type != parsed.media_type:
             raise RegistryError("MANIFEST_INVALID", "this digest is already stored with another media type",
                                 detail={"mediaType": manifest.media_type})
-        if kind == "tag":
-            tag_move(repository=repository, name=reference, manifest=manifest, actor=actor)
+        for name in dict.fromkeys(([reference] if kind == "tag" else []) + list(tags)):
+            tag_move(repository=repository, name=name, manifest=manifest, actor=actor)
         Repository.objects.filter(pk=repository.pk).update(last_push_at=timezone.now())
     return manifest
 

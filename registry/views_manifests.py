@@ -11,7 +11,10 @@ from registry.http import body_bytes, empty, paginate
 from registry.manifests import OCI_INDEX, annotations_of
 from registry.models import Manifest, Tag
 from registry.names import digest_lookup, name_check, reference_kind, reference_lookup
+from registry.reference import TAG_RE
 from registry.services import manifest_delete, manifest_find, manifest_put, repository_find, repository_for_push
+
+MAX_TAG_PARAMETERS = 100  # tags one push may set; each writes a tag row and a history event
 
 
 @registry_view
@@ -23,12 +26,15 @@ def manifest(request, name, reference):
         authorize(request, [(resource, "pull")])
         return _serve(request, name, reference, kind)
     if request.method == "PUT":
-        reference_kind(reference)  # a push names a valid tag or a digest it can be verified against
+        tags = _tag_parameters(request, reference_kind(reference))
         caller = authorize(request, [(resource, "pull"), (resource, "push")])
         body = body_bytes(request, limit=settings.TRAIN_REGISTRY_MAX_MANIFEST_BYTES)
         stored = manifest_put(repository=repository_for_push(name=name), reference=reference,
-                              content_type=request.headers.get("Content-Type", ""), body=body, actor=caller.actor)
+                              content_type=request.headers.get("Content-Type", ""), body=body, actor=caller.actor,
+                              tags=tags)
         headers = {"Location": f"/v2/{name}/manifests/{stored.digest}", "Docker-Content-Digest": stored.digest}
+        if tags:
+            headers["OCI-Tag"] = ", ".join(tags)
         if stored.subject_digest:
             headers["OCI-Subject"] = stored.subject_digest
         return empty(201, headers)
@@ -43,6 +49,20 @@ def manifest(request, name, reference):
         manifest_delete(repository=repository, reference=reference, actor=caller.actor)
         return empty(202, {})
     raise RegistryError("UNSUPPORTED", status=405, headers={"Allow": "GET, HEAD, PUT, DELETE"})
+
+
+def _tag_parameters(request, kind: str) -> tuple[str, ...]:
+    """The `?tag=` parameters of a push by digest (each a valid tag), which tag it in the same step:
+    the only way to tag a manifest pushed by a sha512 digest."""
+    tags = tuple(dict.fromkeys(request.GET.getlist("tag")))
+    if tags and kind != "digest":
+        raise RegistryError("TAG_INVALID", "tag parameters go with a push by digest", detail={"tag": tags[0][:200]})
+    if len(tags) > MAX_TAG_PARAMETERS:
+        raise RegistryError("TAG_INVALID", f"at most {MAX_TAG_PARAMETERS} tag parameters per push")
+    for tag in tags:
+        if not TAG_RE.match(tag):
+            raise RegistryError("TAG_INVALID", detail={"tag": tag[:200]})
+    return tags
 
 
 def _unknown(reference: str) -> RegistryError:

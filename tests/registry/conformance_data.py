@@ -187,6 +187,11 @@ def data_sets() -> dict:
     new("custom-fields", custom_fields=True).index(tag="custom-fields")
     new("no-layers").image(tag="no-layers", layer_count=0)
     new("sha512", algorithm="sha512").index()  # tags need the tag parameter for non-canonical digests
+    for algorithm in ("sha256", "sha512"):  # tags sent as `?tag=` with the push by digest (spec 1.1+dev)
+        tagged = new(f"tag-param-{algorithm}", algorithm=algorithm, tag_param=True)
+        tagged.index(tag=f"tag-param-{algorithm}")
+        for number, dig in enumerate(list(tagged.manifests)):
+            tagged.tags[f"tag-param-{algorithm}-{number}"] = dig
     bad = new("bad-digest-image")
     dig = bad.image()
     bad.manifests[dig] += b"  "  # whitespace: the bytes no longer match the digest they are pushed by

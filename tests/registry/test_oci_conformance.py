@@ -250,7 +250,11 @@ def push_data(reg, data: DataSet):
         PUSHES[apis[number % len(apis)]](reg, REPO, dig, body)
     for dig, body in data.manifests.items():
         media_type = json.loads(body)["mediaType"]
-        response = reg.do("PUT", f"/v2/{REPO}/manifests/{dig}", data=body, headers={"Content-Type": media_type})
+        tags = [tag for tag, target in data.tags.items() if target == dig] if data.opts.get("tag_param") else []
+        response = reg.do("PUT", f"/v2/{REPO}/manifests/{dig}", data=body, headers={"Content-Type": media_type},
+                          params={"tag": tags})
+        if tags:
+            assert {t.strip() for t in response.headers.get("OCI-Tag", "").split(",")} >= set(tags)
         if dig in data.bad_digest:
             assert response.status_code == 400, response.text
             continue
@@ -261,7 +265,7 @@ def push_data(reg, data: DataSet):
         served = reg.do("GET", reg.location(response, 201), headers={"Accept": f"{OCI_INDEX}, {media_type}"})
         assert served.status_code == 200 and served.content == body
         assert served.headers["Content-Type"] == media_type and served.headers["Content-Length"] == str(len(body))
-    for tag, dig in data.tags.items():
+    for tag, dig in data.tags.items() if not data.opts.get("tag_param") else ():
         body = data.manifests[dig]
         response = reg.do("PUT", f"/v2/{REPO}/manifests/{tag}", data=body,
                           headers={"Content-Type": json.loads(body)["mediaType"]})

@@ -120,3 +120,27 @@ def test_referrers_of_a_sha512_subject(v2_operator):
     assert pushed.status_code == 201 and pushed["OCI-Subject"] == subject
     [found] = v2_operator.get(f"/v2/acme/app/referrers/{subject}").json()["manifests"]
     assert found["digest"] == pushed["Docker-Content-Digest"]
+
+
+def test_tag_parameters_tag_a_manifest_pushed_by_sha512_digest(v2_operator):
+    body = _sha512_image(v2_operator)
+    digest = sha512_of(body)
+    response = v2_operator.request("PUT", f"/v2/acme/app/manifests/{digest}", body, content_type=OCI_MANIFEST,
+                                   query={"tag": ["v1", "latest"]})
+    assert response.status_code == 201, response.content
+    assert response["OCI-Tag"] == "v1, latest"
+    for tag in ("v1", "latest"):
+        served = v2_operator.get(f"/v2/acme/app/manifests/{tag}")
+        assert served.status_code == 200 and served["Docker-Content-Digest"] == digest
+    assert v2_operator.get("/v2/acme/app/tags/list").json()["tags"] == ["latest", "v1"]
+
+
+def test_tag_parameters_are_checked_and_need_a_digest_reference(v2_operator):
+    body = _sha512_image(v2_operator)
+    bad = v2_operator.request("PUT", f"/v2/acme/app/manifests/{sha512_of(body)}", body, content_type=OCI_MANIFEST,
+                              query={"tag": ["ok", "-bad"]})
+    assert bad.status_code == 400 and error_code(bad) == "TAG_INVALID"
+    by_tag = v2_operator.request("PUT", "/v2/acme/app/manifests/v1", body, content_type=OCI_MANIFEST,
+                                 query={"tag": "v2"})
+    assert by_tag.status_code == 400 and error_code(by_tag) == "TAG_INVALID"
+    assert v2_operator.get("/v2/acme/app/tags/list").json()["tags"] == []
