@@ -96,7 +96,7 @@ def registry_view(view):
         except RegistryError as exc:
             return exc.response(head=request.method == "HEAD")
         except _store_errors() as exc:
-            log.exception("blob store failed during %s %s", request.method, request.path)
+            log.exception("blob store or stream I/O failed during %s %s", request.method, request.path)
             return RegistryError("UNAVAILABLE", "the blob store is unavailable; try again later",
                                  detail={"error": type(exc).__name__}, headers={"Retry-After": "30"}).response(
                 head=request.method == "HEAD")

@@ -3,9 +3,12 @@ stored beside the sha256 layout."""
 
 import hashlib
 import json
+import os
 
 from registry.models import Blob
+from registry.store import S3Store
 from tests.registry.conftest import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, digest_of, error_code
+from tests.registry.test_s3_store import s3_endpoint, s3_store  # noqa: F401 (fixtures)
 
 DATA = b"sha512 layer bytes " * 100
 
@@ -144,3 +147,16 @@ def test_tag_parameters_are_checked_and_need_a_digest_reference(v2_operator):
                                  query={"tag": "v2"})
     assert by_tag.status_code == 400 and error_code(by_tag) == "TAG_INVALID"
     assert v2_operator.get("/v2/acme/app/tags/list").json()["tags"] == []
+
+
+def test_sha512_chunked_upload_on_the_s3_store(v2_operator, s3_store):  # noqa: F811 (the imported fixture)
+    data = os.urandom(S3Store.PART_BYTES + 1024)
+    digest = sha512_of(data)
+    location = v2_operator.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
+    half = len(data) // 2
+    for start, chunk in ((0, data[:half]), (half, data[half:])):
+        response = v2_operator.request("PATCH", location, chunk, HTTP_CONTENT_RANGE=f"{start}-{start + len(chunk) - 1}")
+        assert response.status_code == 202, response.content
+    assert v2_operator.request("PUT", location, query={"digest": digest}).status_code == 201
+    assert s3_store.client.head_object(Bucket=s3_store.bucket, Key=f"{s3_store.prefix}blobs/sha512/{digest[7:]}")
+    assert v2_operator.get(f"/v2/acme/app/blobs/{digest}").getvalue() == data

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 import registry.services
 from registry import views_blobs
 from tests.registry.conftest import digest_of
+from tests.registry.test_s3_store import s3_endpoint, s3_store  # noqa: F401 (fixtures)
 
 DATA = b"blob bytes"
 
@@ -39,7 +40,7 @@ def test_blob_read_failure_is_json_503(v2_operator, monkeypatch, caplog, error):
     digest = v2_operator.push_blob("acme/app", DATA)
     monkeypatch.setattr(views_blobs, "get_store", lambda: FailingStore(error))
     assert_unavailable(v2_operator.get(f"/v2/acme/app/blobs/{digest}"))
-    assert "blob store failed" in caplog.text
+    assert "blob store or stream I/O failed" in caplog.text
 
 
 @pytest.mark.parametrize("error", ERRORS, ids=type)
@@ -57,3 +58,8 @@ def test_unusable_filesystem_store_root_is_json_503(v2_operator, settings, tmp_p
     assert_unavailable(response)
     head = v2_operator.head("/v2/acme/app/blobs/" + digest_of(DATA))
     assert head.status_code == 404 and head.content == b""  # a read that needs no store still answers
+
+
+def test_missing_s3_bucket_is_json_503(v2_operator, s3_store, settings):  # noqa: F811 (the imported fixture)
+    settings.TRAIN_REGISTRY_S3_BUCKET = s3_store.bucket + "-missing"  # a real S3 error: NoSuchBucket
+    assert_unavailable(v2_operator.request("POST", "/v2/acme/app/blobs/uploads/"))
