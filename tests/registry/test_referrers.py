@@ -47,3 +47,25 @@ def test_subject_need_not_exist_and_unknown_subject_gives_an_empty_index(v2_oper
 def test_another_account_cannot_list_referrers(v2_operator, v2_outsider):
     subject, _ = v2_operator.push_image("acme/app", "v1")
     assert v2_outsider.get(f"/v2/acme/app/referrers/{subject}").status_code == 403
+
+
+def test_repository_without_manifests_answers_an_empty_index(v2_operator):
+    # Never pushed to, and pushed to with blobs only: both are an empty index, never a 404.
+    for name in ("acme/never-pushed", "acme/blobs-only"):
+        if name == "acme/blobs-only":
+            v2_operator.push_blob(name, b"a blob")
+        response = v2_operator.get(f"/v2/{name}/referrers/sha256:" + "7" * 64)
+        assert response.status_code == 200 and response["Content-Type"] == OCI_INDEX
+        assert json.loads(response.content) == {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+
+
+def test_filtered_empty_answer_says_the_filter_was_applied(v2_operator):
+    response = v2_operator.get("/v2/acme/none/referrers/sha512:" + "7" * 128,
+                               query={"artifactType": "application/vnd.example.sbom"})
+    assert response.status_code == 200 and response.json()["manifests"] == []
+    assert response["OCI-Filters-Applied"] == "artifactType"
+
+
+def test_digest_of_another_algorithm_has_no_referrers(v2_operator):
+    response = v2_operator.get("/v2/acme/app/referrers/blake3:" + "7" * 64)
+    assert response.status_code == 200 and response.json()["manifests"] == []
