@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import re
 
 from django.http import JsonResponse
 
@@ -29,7 +30,15 @@ CODES = {
     "TOOMANYREQUESTS": (429, "too many requests"),
     "RANGE_INVALID": (416, "invalid content range"),
     "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
+    "UNAVAILABLE": (503, "service unavailable"),
 }
+
+# Which code a query parameter with unsafe text (NUL, controls, lone surrogates) is refused with; any
+# other parameter gets UNSUPPORTED, which the spec gives to "an invalid set of parameters".
+QUERY_CODES = {"digest": "DIGEST_INVALID", "mount": "DIGEST_INVALID", "from": "NAME_INVALID",
+               "n": "PAGINATION_NUMBER_INVALID", "last": "PAGINATION_NUMBER_INVALID"}
+# NUL and other C0 controls but tab, DEL, and lone surrogates: text no column, key or header may hold.
+UNSAFE_TEXT_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
 
 
 class RegistryError(Exception):
@@ -56,15 +65,41 @@ class RegistryError(Exception):
         return response
 
 
+def _store_errors() -> tuple[type[Exception], ...]:
+    """What a failing blob store raises: OSError from the filesystem, botocore's errors from S3."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # a filesystem-only install without the AWS SDK
+        return (OSError,)
+    return (OSError, BotoCoreError, ClientError)
+
+
+def _query_check(request) -> None:
+    """Refuse unsafe text in any query parameter before a view can put it in a query or a key."""
+    for key, values in request.GET.lists():
+        if UNSAFE_TEXT_RE.search(key) or any(UNSAFE_TEXT_RE.search(value) for value in values):
+            name = UNSAFE_TEXT_RE.sub("?", key)[:40]
+            raise RegistryError(QUERY_CODES.get(key, "UNSUPPORTED"), f"the query parameter {name!r} holds "
+                                "a NUL, a control character or invalid UTF-8", detail={"parameter": name},
+                                status=400)
+
+
 def registry_view(view):
-    """Every /v2 answer carries the API version header; every RegistryError becomes spec JSON."""
+    """Every /v2 answer carries the API version header; every RegistryError becomes spec JSON, and so
+    does a failing blob store (503 UNAVAILABLE, logged), never an HTML error page."""
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         try:
+            _query_check(request)
             response = view(request, *args, **kwargs)
         except RegistryError as exc:
             return exc.response(head=request.method == "HEAD")
+        except _store_errors() as exc:
+            log.exception("blob store or stream I/O failed during %s %s", request.method, request.path)
+            return RegistryError("UNAVAILABLE", "the blob store is unavailable; try again later",
+                                 detail={"error": type(exc).__name__}, headers={"Retry-After": "30"}).response(
+                head=request.method == "HEAD")
         response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
         return response
 

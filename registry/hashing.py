@@ -5,7 +5,8 @@ any gateway. hashlib cannot export its state, so each request would otherwise ha
 everything uploaded so far. OpenSSL's SHA256_CTX is a plain 112-byte struct, so we drive it through
 ctypes and store those bytes with the upload (docs/decisions/0024-resumable-upload-digest.md).
 When libcrypto is unavailable, `ResumableSha256.available()` is False and completion re-hashes the
-stored bytes instead."""
+stored bytes instead. Only SHA-256 is resumable; a sha512 upload is hashed from its stored bytes
+when it completes (`digest_chunks`)."""
 
 import ctypes
 import ctypes.util
@@ -74,3 +75,25 @@ def new_hasher(state: bytes = b""):
 
 def saved_state(hasher) -> bytes:
     return hasher.state() if isinstance(hasher, ResumableSha256) else b""
+
+
+# The algorithms a digest may name here, by the prefix it carries (registry/reference.py).
+ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+
+
+def algorithm_of(digest: str) -> str:
+    algorithm = digest.partition(":")[0]
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unsupported digest algorithm {algorithm!r}")
+    return algorithm
+
+
+def digest_bytes(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{ALGORITHMS[algorithm](data).hexdigest()}"
+
+
+def digest_chunks(chunks, algorithm: str) -> str:
+    hasher = ALGORITHMS[algorithm]()
+    for chunk in chunks:
+        hasher.update(chunk)
+    return f"{algorithm}:{hasher.hexdigest()}"

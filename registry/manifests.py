@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass, field
 
 from registry.errors import RegistryError
-from registry.reference import DIGEST_RE
+from registry.names import text_is_safe
+from registry.reference import REGISTRY_DIGEST_RE
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -18,6 +19,8 @@ MANIFEST_TYPES = IMAGE_TYPES | INDEX_TYPES
 # Layers that live elsewhere (`urls`) and that registries need not hold.
 NON_DISTRIBUTABLE_MARKERS = ("nondistributable", "foreign")
 MAX_DESCRIPTORS = 10_000
+INT64_MAX = 2**63 - 1  # sizes are int64 in the spec and in the database
+MEDIA_TYPE_MAX_LENGTH = 200  # the media_type and artifact_type columns
 
 
 @dataclass
@@ -41,13 +44,23 @@ def media_type_of(content_type: str) -> str:
 def _descriptor(value, where: str) -> dict:
     if not isinstance(value, dict):
         raise _invalid(f"{where} must be a descriptor object")
-    digest, size, media_type = value.get("digest"), value.get("size"), value.get("mediaType")
-    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
-        raise _invalid(f"{where}.digest must be sha256:<64 hex>", digest=str(digest)[:100])
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise _invalid(f"{where}.size must be a non-negative integer")
-    if media_type is not None and not isinstance(media_type, str):
-        raise _invalid(f"{where}.mediaType must be a string")
+    digest, size = value.get("digest"), value.get("size")
+    if not isinstance(digest, str) or not REGISTRY_DIGEST_RE.match(digest):
+        raise _invalid(f"{where}.digest must be sha256:<64 hex> or sha512:<128 hex>", field=f"{where}.digest")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= INT64_MAX:
+        raise _invalid(f"{where}.size must be an integer from 0 to 2^63-1", field=f"{where}.size")
+    _media_type(value.get("mediaType"), f"{where}.mediaType")
+    return value
+
+
+def _media_type(value, where: str) -> str:
+    """A media type or artifact type, as the database column can hold it; "" when absent."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _invalid(f"{where} must be a string", field=where)
+    if len(value) > MEDIA_TYPE_MAX_LENGTH or not text_is_safe(value):
+        raise _invalid(f"{where} must be at most {MEDIA_TYPE_MAX_LENGTH} printable characters", field=where)
     return value
 
 
@@ -56,9 +69,24 @@ def _is_non_distributable(descriptor: dict) -> bool:
     return bool(descriptor.get("urls")) and any(marker in media_type for marker in NON_DISTRIBUTABLE_MARKERS)
 
 
+def _object_without_duplicates(pairs):
+    # Two `layers` keys would let the checked list differ from the one another parser reads.
+    document = {}
+    for key, value in pairs:
+        if key in document:
+            raise _invalid(f"the manifest repeats the key {key[:100]!r}", field=key[:100])
+        document[key] = value
+    return document
+
+
+def _refuse_constant(name):
+    # NaN and Infinity are not JSON: stored verbatim, they would be served back as invalid JSON.
+    raise _invalid(f"the manifest contains {name}, which is not JSON")
+
+
 def _load(body: bytes) -> dict:
     try:
-        document = json.loads(body)
+        document = json.loads(body, object_pairs_hook=_object_without_duplicates, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise _invalid("the manifest is not valid JSON") from exc
     if not isinstance(document, dict):
@@ -87,12 +115,11 @@ def manifest_parse(content_type: str, body: bytes) -> ParsedManifest:
         _parse_image(document, parsed)
     else:
         _parse_index(document, parsed)
+    if parsed.blob_bytes > INT64_MAX:
+        raise _invalid("the config and layer sizes add up past 2^63-1", field="layers")
     if "subject" in document:
         parsed.subject = _descriptor(document["subject"], "subject")["digest"]
-    artifact_type = document.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise _invalid("artifactType must be a string")
-    parsed.artifact_type = artifact_type or parsed.artifact_type
+    parsed.artifact_type = _media_type(document.get("artifactType"), "artifactType") or parsed.artifact_type
     return parsed
 
 
@@ -105,7 +132,7 @@ def _parse_image(document: dict, parsed: ParsedManifest) -> None:
         raise _invalid("layers must be a list of descriptors")
     parsed.blobs.append(config["digest"])
     parsed.blob_bytes += config["size"]
-    parsed.artifact_type = config.get("mediaType") or ""
+    parsed.artifact_type = config.get("mediaType") or ""  # checked by _descriptor
     for index, layer in enumerate(layers):
         layer = _descriptor(layer, f"layers[{index}]")
         parsed.blob_bytes += layer["size"]

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from registry.reference import DIGEST_MAX_LENGTH  # fits sha256 and sha512 digests
 from trainsvc.accounts.models import Account
 
 
@@ -40,7 +41,7 @@ class Repository(models.Model):
 class Blob(models.Model):
     """One stored object per digest, whichever repositories link to it."""
 
-    digest = models.CharField(max_length=71, unique=True)
+    digest = models.CharField(max_length=DIGEST_MAX_LENGTH, unique=True)
     size = models.BigIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -67,12 +68,12 @@ class RepositoryBlob(models.Model):
 
 class Manifest(models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="manifests")
-    digest = models.CharField(max_length=71)
+    digest = models.CharField(max_length=DIGEST_MAX_LENGTH)
     media_type = models.CharField(max_length=200)
     size = models.BigIntegerField()
     content = models.BinaryField()
     # For the referrers API: the manifest this one refers to, and its artifact type.
-    subject_digest = models.CharField(max_length=71, blank=True, db_index=True)
+    subject_digest = models.CharField(max_length=DIGEST_MAX_LENGTH, blank=True, db_index=True)
     artifact_type = models.CharField(max_length=200, blank=True)
     # Sum of config and layer sizes (image) or of the children's totals (index), for listings.
     total_size = models.BigIntegerField(default=0)
@@ -107,8 +108,8 @@ class TagEvent(models.Model):
 
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tag_events")
     tag = models.CharField(max_length=128)
-    old_digest = models.CharField(max_length=71, blank=True)
-    new_digest = models.CharField(max_length=71, blank=True)
+    old_digest = models.CharField(max_length=DIGEST_MAX_LENGTH, blank=True)
+    new_digest = models.CharField(max_length=DIGEST_MAX_LENGTH, blank=True)
     actor = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

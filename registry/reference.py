@@ -9,7 +9,14 @@ PATH_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 DOMAIN = rf"(?:{DOMAIN_COMPONENT}(?:\.{DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 TAG = r"[\w][\w.-]{0,127}"
+# Job images are pinned by sha256 only: every client and cloud registry speaks it.
 DIGEST = r"sha256:[a-f0-9]{64}"
+# What the registry stores and verifies: the OCI spec's two registered algorithms.
+REGISTRY_DIGEST = r"(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})"
+# The OCI digest grammar, whatever the algorithm: well-formed, but maybe one this registry cannot compute.
+DIGEST_GRAMMAR = r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+"
+REGISTERED_ALGORITHMS = ("sha256", "sha512")
+DIGEST_MAX_LENGTH = 7 + 128  # "sha512:" and 128 hex digits
 NAME_MAX_LENGTH = 255
 
 REFERENCE_RE = re.compile(
@@ -20,6 +27,8 @@ REFERENCE_RE = re.compile(
 REPOSITORY_RE = re.compile(rf"\A{PATH_COMPONENT}(?:/{PATH_COMPONENT})*\Z", re.ASCII)
 TAG_RE = re.compile(rf"\A{TAG}\Z", re.ASCII)
 DIGEST_RE = re.compile(rf"\A{DIGEST}\Z", re.ASCII)
+REGISTRY_DIGEST_RE = re.compile(rf"\A{REGISTRY_DIGEST}\Z", re.ASCII)
+DIGEST_GRAMMAR_RE = re.compile(rf"\A{DIGEST_GRAMMAR}\Z", re.ASCII)
 
 
 class InvalidReference(ValueError):

@@ -4,7 +4,6 @@ Rules kept here and nowhere else: a blob is visible in a repository only through
 stored only after its bytes hash to the digest the client named; a manifest is stored only when all
 it references is in the repository; every tag move writes a TagEvent in the same transaction."""
 
-import hashlib
 import logging
 import uuid
 
@@ -14,8 +13,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from registry.errors import RegistryError
-from registry.hashing import ResumableSha256, new_hasher, saved_state
-from registry.manifests import manifest_parse
+from registry.hashing import ResumableSha256, algorithm_of, digest_bytes, digest_chunks, new_hasher, saved_state
+from registry.manifests import INT64_MAX, manifest_parse
 from registry.models import Blob, Manifest, Repository, RepositoryBlob, Tag, TagEvent, Upload
 from registry.names import account_of, reference_kind
 from registry.store import get_store
@@ -159,13 +158,12 @@ def upload_location(upload: Upload) -> str:
     return f"/v2/{upload.repository.name}/blobs/uploads/{upload.pk}"
 
 
-def _digest_of(upload: Upload) -> str:
-    if upload.hash_state:
+def _digest_of(upload: Upload, algorithm: str = "sha256") -> str:
+    """The digest of the upload's bytes: from the saved SHA-256 state when there is one, else (and
+    always for sha512) by re-reading the stored bytes."""
+    if algorithm == "sha256" and upload.hash_state:
         return "sha256:" + ResumableSha256(bytes(upload.hash_state)).hexdigest()
-    hasher = hashlib.sha256()
-    for chunk in get_store().upload_read(upload):
-        hasher.update(chunk)
-    return "sha256:" + hasher.hexdigest()
+    return digest_chunks(get_store().upload_read(upload), algorithm)
 
 
 def upload_finish(*, upload: Upload, digest: str, chunks=None) -> Blob:
@@ -175,7 +173,7 @@ def upload_finish(*, upload: Upload, digest: str, chunks=None) -> Blob:
         upload = upload_append(upload=upload, chunks=chunks)
     store = get_store()
     store.upload_assemble(upload)
-    actual = _digest_of(upload)
+    actual = _digest_of(upload, algorithm_of(digest))
     if actual != digest:
         upload_cancel(upload=upload)
         raise RegistryError("DIGEST_INVALID", detail={"Digest": digest, "Actual": actual})
@@ -239,12 +237,17 @@ def _check_references(repository: Repository, parsed) -> int:
         if digest not in children:
             raise RegistryError("MANIFEST_BLOB_UNKNOWN", "the index names a manifest unknown to this repository",
                                 detail={"digest": digest})
-    return parsed.blob_bytes + sum(children.values())
+    # Each child's total fits int64; their sum need not (a listing figure, so it is capped, not refused).
+    return min(parsed.blob_bytes + sum(children.values()), INT64_MAX)
 
 
-def manifest_put(*, repository: Repository, reference: str, content_type: str, body: bytes, actor: str) -> Manifest:
+def manifest_put(*, repository: Repository, reference: str, content_type: str, body: bytes, actor: str,
+                 tags: tuple[str, ...] = ()) -> Manifest:
+    """Store the manifest; point `reference` (when a tag) and each of `tags` (the `?tag=` parameters
+    of a push by digest) at it, in one transaction."""
     kind = reference_kind(reference)
-    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    # Pushed by digest: verified with that digest's algorithm, and stored under it.
+    digest = digest_bytes(body, algorithm_of(reference) if kind == "digest" else "sha256")
     if kind == "digest" and reference != digest:
         raise RegistryError("DIGEST_INVALID", "the manifest does not hash to the digest it was pushed as",
                             detail={"Digest": reference, "Actual": digest})
@@ -257,8 +260,8 @@ def manifest_put(*, repository: Repository, reference: str, content_type: str, b
         if not created and manifest.media_type != parsed.media_type:
             raise RegistryError("MANIFEST_INVALID", "this digest is already stored with another media type",
                                 detail={"mediaType": manifest.media_type})
-        if kind == "tag":
-            tag_move(repository=repository, name=reference, manifest=manifest, actor=actor)
+        for name in dict.fromkeys(([reference] if kind == "tag" else []) + list(tags)):
+            tag_move(repository=repository, name=name, manifest=manifest, actor=actor)
         Repository.objects.filter(pk=repository.pk).update(last_push_at=timezone.now())
     return manifest
 

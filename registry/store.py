@@ -42,11 +42,19 @@ class BoundedFile:
         self._file.close()
 
 
+HEX_LENGTHS = {"sha256": 64, "sha512": 128}
+
+
 def _hex(digest: str) -> str:
     algorithm, _, hex_ = digest.partition(":")
-    if algorithm != "sha256" or len(hex_) != 64 or any(c not in "0123456789abcdef" for c in hex_):
-        raise ValueError("blob keys are built from validated sha256 digests only")
+    if len(hex_) != HEX_LENGTHS.get(algorithm) or any(c not in "0123456789abcdef" for c in hex_):
+        raise ValueError("blob keys are built from validated sha256 or sha512 digests only")
     return hex_
+
+
+def _blob_subpath(digest: str) -> str:
+    """`<algorithm>/<hex>`: sha256 blobs keep the layout they always had; sha512 ones sit beside them."""
+    return f"{digest.partition(':')[0]}/{_hex(digest)}"
 
 
 class FilesystemStore:
@@ -56,8 +64,8 @@ class FilesystemStore:
         (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
 
     def _blob_path(self, digest: str) -> Path:
-        hex_ = _hex(digest)
-        return self.root / "blobs" / "sha256" / hex_[:2] / hex_
+        algorithm, hex_ = _blob_subpath(digest).split("/")
+        return self.root / "blobs" / algorithm / hex_[:2] / hex_
 
     def _upload_path(self, upload) -> Path:
         return self.root / "uploads" / str(upload.id)
@@ -123,7 +131,7 @@ class S3Store:
         self.client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
 
     def _blob_key(self, digest: str) -> str:
-        return f"{self.prefix}blobs/sha256/{_hex(digest)}"
+        return f"{self.prefix}blobs/{_blob_subpath(digest)}"
 
     def _upload_key(self, upload, part: str) -> str:
         return f"{self.prefix}uploads/{upload.id}/{part}"

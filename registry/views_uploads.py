@@ -4,7 +4,7 @@ GET/PATCH/PUT/DELETE on the session URL it returns."""
 from registry.auth import authorize, may
 from registry.errors import RegistryError, registry_view
 from registry.http import body_chunks, content_range, declared_length, empty, has_body
-from registry.names import digest_check, name_check
+from registry.names import digest_check, digest_lookup, name_check
 from registry.reference import NAME_MAX_LENGTH, REPOSITORY_RE
 from registry.services import (
     blob_mount,
@@ -63,7 +63,8 @@ def upload_begin(request, name):
         raise RegistryError("UNSUPPORTED", status=405, headers={"Allow": "POST"})
     mount, digest = request.GET.get("mount"), request.GET.get("digest")
     if mount is not None:
-        digest_check(mount)
+        # A digest of an algorithm this registry does not store cannot be mounted: open a session.
+        mount = digest_lookup(mount)
     if digest is not None:
         digest_check(digest)
     caller = authorize(request, _push_needs(name), wanted=_mount_source_wanted(request, mount))

@@ -100,3 +100,25 @@ def test_large_referrers_are_read_in_bounded_batches(v2_operator, monkeypatch):
         push_referrer(v2_operator, subject, "application/vnd.example.sbom", str(n))
     listed = v2_operator.get(f"/v2/acme/app/referrers/{subject}").json()["manifests"]
     assert sorted(d["annotations"]["seed"] for d in listed) == ["0", "1", "2"]
+
+
+def test_repository_without_manifests_answers_an_empty_index(v2_operator):
+    # Never pushed to, and pushed to with blobs only: both are an empty index, never a 404.
+    for name in ("acme/never-pushed", "acme/blobs-only"):
+        if name == "acme/blobs-only":
+            v2_operator.push_blob(name, b"a blob")
+        response = v2_operator.get(f"/v2/{name}/referrers/sha256:" + "7" * 64)
+        assert response.status_code == 200 and response["Content-Type"] == OCI_INDEX
+        assert json.loads(response.content) == {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+
+
+def test_filtered_empty_answer_says_the_filter_was_applied(v2_operator):
+    response = v2_operator.get("/v2/acme/none/referrers/sha512:" + "7" * 128,
+                               query={"artifactType": "application/vnd.example.sbom"})
+    assert response.status_code == 200 and response.json()["manifests"] == []
+    assert response["OCI-Filters-Applied"] == "artifactType"
+
+
+def test_digest_of_another_algorithm_has_no_referrers(v2_operator):
+    response = v2_operator.get("/v2/acme/app/referrers/blake3:" + "7" * 64)
+    assert response.status_code == 200 and response.json()["manifests"] == []
