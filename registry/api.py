@@ -13,6 +13,7 @@ from rest_framework import generics, serializers
 
 from registry.models import Repository, Tag, TagEvent
 from trainsvc.api.pagination import NewestFirstCursorPagination
+from trainsvc.api.strict import StrictQueryParamsMixin
 
 # Tags shown inline per repository in GET /v1/images; the rest are one request away (tags_url).
 TAGS_PER_REPOSITORY = 20
@@ -57,7 +58,7 @@ class TagEventSerializer(serializers.ModelSerializer):
         fields = ["tag", "old_digest", "new_digest", "actor", "at"]
 
 
-class ImageList(generics.ListAPIView):
+class ImageList(StrictQueryParamsMixin, generics.ListAPIView):
     """Repositories of the account that hold an image, newest first, each with its tag count and its
     first tags (by name) and the digests they point at."""
 
@@ -83,7 +84,7 @@ class TagsByName(NewestFirstCursorPagination):
     ordering = ("name", "id")
 
 
-class TagList(generics.ListAPIView):
+class TagList(StrictQueryParamsMixin, generics.ListAPIView):
     """Every tag of one repository, by name, paginated with a cursor."""
 
     serializer_class = TagSerializer
@@ -94,7 +95,7 @@ class TagList(generics.ListAPIView):
             repository=_account_repository(self.request, self.kwargs["repo"], listed=True))
 
 
-class TagHistory(generics.ListAPIView):
+class TagHistory(StrictQueryParamsMixin, generics.ListAPIView):
     """Every move of one tag, newest first: old digest, new digest, who, when. A deleted tag keeps
     its history; a tag that never existed is 404."""
 

@@ -46,3 +46,10 @@ def test_a_cancel_with_a_query_parameter_is_400_and_cancels_nothing(api, operato
     assert response.status_code == 400
     job.refresh_from_db()
     assert job.cancel_requested_at is None and job.status == JobStatus.PENDING
+
+
+@pytest.mark.parametrize("path", ["/v1/images", "/v1/images/acme/app/tags", "/v1/images/acme/app/tags/v1/history"])
+def test_image_endpoints_refuse_unknown_parameters(api, operator, path):
+    response = api.get(path, {"verbose": "1"}, **operator.headers)
+    assert response.status_code == 400
+    assert list(response.json()) == ["verbose"]

@@ -7,6 +7,8 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 
+from trainsvc.api.parsers import invalid_text
+
 INVALID_CURSOR = {"cursor": ["Invalid cursor."]}
 
 
@@ -34,7 +36,7 @@ class NewestFirstCursorPagination(CursorPagination):
         offset, reverse, position = tokens.get("o", ["0"])[0], tokens.get("r", ["0"])[0], tokens.get("p", [None])[0]
         if not (offset.isascii() and offset.isdigit()) or len(offset) > 9 or reverse not in ("0", "1"):
             raise ValidationError(INVALID_CURSOR)
-        if position is not None and _position_error(position):
+        if position is not None and self._position_error(position):
             raise ValidationError(INVALID_CURSOR)
         return Cursor(offset=min(int(offset), self.offset_cutoff), reverse=reverse == "1", position=position)
 
@@ -44,6 +46,18 @@ class NewestFirstCursorPagination(CursorPagination):
         except DjangoValidationError as exc:
             # A cursor that decodes but carries a position that is not a timestamp fails in the query.
             raise ValidationError(INVALID_CURSOR) from exc
+
+    def _position_error(self, position: str) -> bool:
+        """Positions hold the first ordering field's value, as DRF wrote it: a timestamp for
+        `created_at`; any text the database can compare otherwise."""
+        if invalid_text(position):
+            return True
+        if self.ordering[0].lstrip("-") != "created_at":
+            return False
+        try:
+            return parse_datetime(position) is None
+        except ValueError:
+            return True
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
@@ -66,10 +80,3 @@ class NewestFirstCursorPagination(CursorPagination):
         # Anything past nine digits is over the maximum; int() refuses strings of more than 4300 digits.
         return self.max_page_size if len(digits) > 9 else min(int(digits), self.max_page_size)
 
-
-def _position_error(position: str) -> bool:
-    """Positions are `created_at` timestamps (the first ordering field), as DRF writes them."""
-    try:
-        return parse_datetime(position) is None
-    except ValueError:
-        return True

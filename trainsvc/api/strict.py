@@ -66,9 +66,11 @@ class StrictQueryParamsMixin:
     query_params_by_action: dict[str, frozenset[str]] = {}
 
     def allowed_query_params(self) -> frozenset[str]:
-        allowed = set(self.query_params_by_action.get(self.action, ()))
+        # Viewsets name their action; a generic list view is the "list" action.
+        action = getattr(self, "action", None) or ("list" if self.request.method in ("GET", "HEAD") else None)
+        allowed = set(self.query_params_by_action.get(action, ()))
         paginator = getattr(self, "paginator", None)
-        if self.action == "list" and paginator is not None:
+        if action == "list" and paginator is not None:
             allowed |= {getattr(paginator, name) for name in ("cursor_query_param", "page_size_query_param")
                         if getattr(paginator, name, None)}
         return frozenset(allowed)
