@@ -115,6 +115,13 @@ class FilesystemStore:
     def blob_open(self, digest: str, start: int, length: int):
         return BoundedFile(open(self._blob_path(digest), "rb"), start, length)
 
+    def blob_size(self, digest: str) -> int | None:
+        """The stored size, or None when the blob's file is missing."""
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def blob_delete(self, digest: str) -> None:
         self._blob_path(digest).unlink(missing_ok=True)
 
@@ -255,6 +262,13 @@ class S3Store:
         except self.client.exceptions.ClientError:
             return False
         return True
+
+    def blob_size(self, digest: str) -> int | None:
+        """The stored size, or None when the blob's object is missing."""
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._blob_key(digest))["ContentLength"]
+        except self.client.exceptions.ClientError:
+            return None
 
     def blob_open(self, digest: str, start: int, length: int):
         if length == 0:
