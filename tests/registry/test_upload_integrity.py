@@ -3,42 +3,18 @@ re-hashed as stored, and damaged blobs are quarantined and repaired by the next 
 
 import io
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from registry.models import Blob, Upload
 from registry.store import get_store
+from tests.registry.bodies import GatedBody, in_thread
 from tests.registry.conftest import V2, digest_of, error_code
 from tests.support.processes import wait_until
 
 SIZE = 64 * 1024
-
-
-class GatedBody:
-    """A request body that stops after `pause_at` bytes until `go` is set, so a test can hold one
-    request in the middle of its upload while another runs."""
-
-    def __init__(self, data: bytes, pause_at: int):
-        self.data, self.pos, self.pause_at = data, 0, pause_at
-        self.paused, self.go = threading.Event(), threading.Event()
-
-    def read(self, size: int = -1) -> bytes:
-        if self.pos >= self.pause_at and not self.go.is_set():
-            self.paused.set()
-            assert self.go.wait(timeout=120), "the test never released this body"
-        end = len(self.data) if size is None or size < 0 else self.pos + size
-        if not self.go.is_set():
-            end = min(end, self.pause_at)
-        chunk = self.data[self.pos:end]
-        self.pos += len(chunk)
-        return chunk
-
-    def readline(self, size: int = -1) -> bytes:  # part of the WSGI input interface; unused here
-        return self.read(size)
 
 
 def patch(v2: V2, location: str, data: bytes, body=None):
@@ -48,16 +24,6 @@ def patch(v2: V2, location: str, data: bytes, body=None):
         extra.update({"CONTENT_LENGTH": str(len(data)), "wsgi.input": body})
         return v2.request("PATCH", location, b"", **extra)
     return v2.request("PATCH", location, data, **extra)
-
-
-def in_thread(pool: ThreadPoolExecutor, func, *args):
-    def run():
-        try:
-            return func(*args)
-        finally:
-            connection.close()
-
-    return pool.submit(run)
 
 
 def held(v2: V2, location: str, data: bytes, pool):
