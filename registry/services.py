@@ -19,7 +19,7 @@ from registry.hashing import ResumableSha256, new_hasher, saved_state
 from registry.manifests import manifest_parse
 from registry.models import Blob, Manifest, Repository, RepositoryBlob, Tag, TagEvent, Upload
 from registry.names import account_of, reference_kind
-from registry.store import get_store
+from registry.store import UploadDamaged, get_store
 from trainsvc import faults
 
 log = logging.getLogger(__name__)
@@ -248,7 +248,12 @@ def _promote(upload: Upload, digest: str) -> Blob:
     digest is kept as it is (nothing of this upload replaces it); a new or quarantined one gets
     this upload's bytes, re-hashed as stored."""
     store = get_store()
-    store.upload_assemble(upload)
+    try:
+        store.upload_assemble(upload)
+    except UploadDamaged as exc:
+        log.error("upload %s: %s", upload.pk, exc)
+        raise RegistryError("DIGEST_INVALID", "the stored upload does not match what was sent; push again",
+                            detail={"Digest": digest}) from exc
     actual = _digest_of(upload)
     if actual != digest:
         raise RegistryError("DIGEST_INVALID", detail={"Digest": digest, "Actual": actual})

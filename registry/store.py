@@ -44,6 +44,10 @@ class BoundedFile:
         self._file.close()
 
 
+class UploadDamaged(Exception):
+    """The store holds something other than the bytes the upload's commits recorded."""
+
+
 def _hex(digest: str) -> str:
     algorithm, _, hex_ = digest.partition(":")
     if algorithm != "sha256" or len(hex_) != 64 or any(c not in "0123456789abcdef" for c in hex_):
@@ -222,10 +226,15 @@ class S3Store:
             self._put_part(upload, state, self._read_tail(upload, state))
         # Exactly the parts the commits recorded, by ETag: a part overwritten since by a request that
         # never committed makes S3 refuse the completion instead of assembling its bytes.
-        self.client.complete_multipart_upload(
-            Bucket=self.bucket, Key=self._upload_key(upload, "data"), UploadId=state["mpu"],
-            MultipartUpload={"Parts": self._recorded_parts(upload, state)},
-        )
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self._upload_key(upload, "data"), UploadId=state["mpu"],
+                MultipartUpload={"Parts": self._recorded_parts(upload, state)},
+            )
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidPart":
+                raise UploadDamaged(str(exc)) from exc
+            raise
 
     def upload_read(self, upload) -> Iterator[bytes]:
         body = self.client.get_object(Bucket=self.bucket, Key=self._upload_key(upload, "data"))["Body"]

@@ -1,9 +1,11 @@
 """The s3 blob store against an S3-compatible endpoint (moto in server mode): chunked uploads across
 part boundaries, digest checks, ranged reads, mounts and upload cleanup."""
 
+import hashlib
 import os
 
 import pytest
+from django.utils import timezone
 
 from registry.models import Upload
 from registry.services import uploads_expire
@@ -43,7 +45,7 @@ def s3_store(s3_endpoint, settings, monkeypatch):
 
 def test_chunked_upload_across_parts_and_ranged_read(v2_operator, s3_store):
     data = os.urandom(S3Store.PART_BYTES + 3 * MIB)
-    digest = "sha256:" + __import__("hashlib").sha256(data).hexdigest()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
     location = v2_operator.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
     step = 3 * MIB
     for start in range(0, len(data), step):
@@ -76,8 +78,6 @@ def test_empty_blob_and_whole_image(v2_operator, s3_store):
 
 
 def test_expired_upload_is_aborted(v2_operator, s3_store):
-    from django.utils import timezone
-
     location = v2_operator.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
     v2_operator.request("PATCH", location, b"partial bytes")
     Upload.objects.update(expires_at=timezone.now())
@@ -85,3 +85,51 @@ def test_expired_upload_is_aborted(v2_operator, s3_store):
     listing = s3_store.client.list_objects_v2(Bucket=s3_store.bucket, Prefix=s3_store.prefix + "uploads/")
     assert listing.get("KeyCount", 0) == 0
     assert s3_store.client.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", []) == []
+
+
+class Killed(Exception):
+    """The process serving the request died here."""
+
+
+def test_a_patch_killed_after_its_store_write_leaves_nothing_that_is_read(v2_operator, s3_store, monkeypatch):
+    first, lost, second = os.urandom(100), os.urandom(300), os.urandom(300)
+    location = v2_operator.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
+    assert v2_operator.request("PATCH", location, first, HTTP_CONTENT_RANGE="0-99").status_code == 202
+    write = S3Store.upload_write
+
+    def write_then_die(self, upload, chunks, **kwargs):
+        write(self, upload, chunks, **kwargs)  # the tail object is written...
+        raise Killed  # ...and the process dies before the commit
+
+    with monkeypatch.context() as died:
+        died.setattr(S3Store, "upload_write", write_then_die)
+        died.setattr(Upload, "lease_release", lambda self, **kw: False, raising=False)  # no cleanup after a kill
+        with pytest.raises(Killed):
+            v2_operator.request("PATCH", location, lost, HTTP_CONTENT_RANGE="100-399")
+    # Until the dead request's lease expires, nobody writes to the session.
+    blocked = v2_operator.request("PATCH", location, second, HTTP_CONTENT_RANGE="100-399")
+    assert blocked.status_code == 416 and blocked["Range"] == "0-99"
+    Upload.objects.update(lease_expires_at=timezone.now())  # the lease runs out
+    assert v2_operator.request("PATCH", location, second, HTTP_CONTENT_RANGE="100-399").status_code == 202
+
+    digest = "sha256:" + hashlib.sha256(first + second).hexdigest()
+    assert v2_operator.request("PUT", location, query={"digest": digest}).status_code == 201
+    assert v2_operator.get(f"/v2/acme/app/blobs/{digest}").getvalue() == first + second
+    listing = s3_store.client.list_objects_v2(Bucket=s3_store.bucket, Prefix=s3_store.prefix + "uploads/")
+    assert listing.get("KeyCount", 0) == 0, "the dead request's tail went with the session"
+
+
+def test_a_part_overwritten_after_its_commit_is_never_assembled(v2_operator, s3_store):
+    data = os.urandom(S3Store.PART_BYTES + 1000)
+    location = v2_operator.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
+    assert v2_operator.request("PATCH", location, data).status_code == 202
+    upload = Upload.objects.get()
+    # A request that lost its lease but lived on re-sends part 1 with other bytes.
+    s3_store.client.upload_part(Bucket=s3_store.bucket, Key=s3_store._upload_key(upload, "data"),
+                                UploadId=upload.store_state["mpu"], PartNumber=1,
+                                Body=os.urandom(S3Store.PART_BYTES))
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    response = v2_operator.request("PUT", location, query={"digest": digest})
+    assert response.status_code == 400
+    assert not s3_store.blob_exists(digest)
+    assert not Upload.objects.exists()
