@@ -182,11 +182,13 @@ class Upload(models.Model):
         return bool(won)
 
     def lease_renew(self, *, token: str, seconds: float) -> bool:
-        """Extend a held lease; False when it was lost (expired and taken by another request)."""
-        expires = timezone.now() + timezone.timedelta(seconds=seconds)
-        won = self._mine(token).update(lease_expires_at=expires)
+        """Extend a held lease while bytes flow (so `updated_at` also tells when bytes last arrived);
+        False when it was lost (expired and taken by another request)."""
+        now = timezone.now()
+        expires = now + timezone.timedelta(seconds=seconds)
+        won = self._mine(token).update(lease_expires_at=expires, updated_at=now)
         if won:
-            self.lease_expires_at = expires
+            self.lease_expires_at, self.updated_at = expires, now
         return bool(won)
 
     def lease_reserve(self, *, token: str, reserved: int) -> bool:

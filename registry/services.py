@@ -6,10 +6,8 @@ it references is in the repository; every tag move writes a TagEvent in the same
 
 import hashlib
 import logging
-import time
 import uuid
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -20,6 +18,7 @@ from registry.manifests import manifest_parse
 from registry.models import Blob, Manifest, Repository, RepositoryBlob, Tag, TagEvent, Upload
 from registry.names import account_of, reference_kind
 from registry.store import UploadDamaged, get_store
+from registry.upload_writes import Metered, Renewing, lease_lost, lease_take, range_error
 from trainsvc import faults
 
 log = logging.getLogger(__name__)
@@ -60,11 +59,6 @@ def _link(repository: Repository, blob: Blob) -> None:
 
 # --- uploads ---------------------------------------------------------------------------------------
 
-# Without a declared length, an upload reserves quota this far ahead of its bytes at a time, so a
-# multi-GB stream takes one short locked transaction per 32 MiB rather than per chunk.
-RESERVE_AHEAD_BYTES = 32 * 1024 * 1024
-
-
 def account_stored_bytes(*, account_id: str) -> int:
     """What counts against the account's quota (registry/quota.py)."""
     return quota.account_stored_bytes(account_id=account_id)
@@ -103,76 +97,17 @@ def upload_find(*, repository: Repository | None, upload_id: str) -> Upload:
     return upload
 
 
-def _lease(upload: Upload) -> str:
-    """Own the session's next offset before touching its bytes, or 416 with the current Range."""
-    token = uuid.uuid4().hex
-    if not upload.lease_acquire(token=token, seconds=settings.TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS):
-        upload.refresh_from_db(fields=["offset"])
-        raise _range_error(upload, "another request is writing to this upload; retry from the offset in Range")
-    return token
-
-
-def _lease_lost(upload: Upload) -> RegistryError:
-    upload.refresh_from_db(fields=["offset"])
-    return _range_error(upload, "another request took this upload over; retry from the offset in Range")
-
-
-class _Metered:
-    """A request body on its way to the store, for the request holding the lease: hashed and
-    counted, stopped at the blob size limit, its quota reserved before each chunk is written, and
-    the lease renewed while bytes flow."""
-
-    def __init__(self, upload: Upload, token: str, chunks, hasher, length: int | None):
-        self.upload, self.token, self.chunks, self.hasher, self.count = upload, token, chunks, hasher, 0
-        self.end = None if length is None else upload.offset + length
-        self.lease_seconds = settings.TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS
-        self.renewed = time.monotonic()
-        if self.end is not None:
-            self._check_size(self.end)
-            self._reserve(self.end)  # a declared length is refused before any byte is written
-
-    def _check_size(self, size: int) -> None:
-        if size > settings.TRAIN_REGISTRY_MAX_BLOB_BYTES:
-            raise RegistryError("SIZE_INVALID", "the blob is larger than this registry accepts", status=413)
-
-    def _reserve(self, needed: int) -> None:
-        if needed <= self.upload.reserved:
-            return
-        wanted = self.end if self.end is not None else needed + RESERVE_AHEAD_BYTES
-        if not quota.quota_reserve(upload=self.upload, token=self.token, needed=needed, wanted=wanted):
-            raise _lease_lost(self.upload)
-        self.renewed = time.monotonic()
-
-    def _keep_lease(self) -> None:
-        if time.monotonic() - self.renewed < self.lease_seconds / 3:
-            return
-        if not self.upload.lease_renew(token=self.token, seconds=self.lease_seconds):
-            raise _lease_lost(self.upload)
-        self.renewed = time.monotonic()
-
-    def __iter__(self):
-        for chunk in self.chunks:
-            self.count += len(chunk)
-            size = self.upload.offset + self.count
-            self._check_size(size)
-            self._reserve(size)
-            self._keep_lease()
-            if self.hasher is not None:
-                self.hasher.update(chunk)
-            yield chunk
-
-
 def _write(upload: Upload, token: str, chunks, length: int | None, *, release: bool) -> None:
     """Stream a body into the store at the committed offset, then commit it by the lease token."""
     resumable = bool(upload.hash_state) or (upload.offset == 0 and ResumableSha256.available())
     hasher = new_hasher(bytes(upload.hash_state)) if resumable else None
-    metered = _Metered(upload, token, chunks, hasher, length)
+    metered = Metered(upload, token, chunks, hasher, length)
     store, previous = get_store(), dict(upload.store_state)
     store_state = store.upload_write(upload, metered, token=token)
     faults.hit("upload_after_store_write")
     if not upload.lease_commit(token=token, offset=upload.offset + metered.count, store_state=store_state,
                                hash_state=saved_state(hasher) if hasher else b"", release=release):
-        raise _lease_lost(upload)
+        raise lease_lost(upload)
     store.upload_committed(upload, previous)
 
 
@@ -180,8 +115,8 @@ def upload_append(*, upload: Upload, chunks, start: int | None = None, length: i
     """Append a request body at the upload's offset. `start` (from Content-Range) must be that offset;
     `length` is the declared Content-Length, if any."""
     if start is not None and start != upload.offset:
-        raise _range_error(upload, f"the next chunk must start at byte {upload.offset}")
-    token = _lease(upload)
+        raise range_error(upload, f"the next chunk must start at byte {upload.offset}")
+    token = lease_take(upload)
     try:
         _write(upload, token, chunks, length, release=True)
     except BaseException:
@@ -189,16 +124,6 @@ def upload_append(*, upload: Upload, chunks, start: int | None = None, length: i
         upload.lease_release(token=token)
         raise
     return upload
-
-
-def _range_error(upload: Upload, message: str) -> RegistryError:
-    last = max(upload.offset - 1, 0)
-    return RegistryError("RANGE_INVALID", message, headers={
-        "Range": f"0-{last}", "Location": upload_location(upload), "Docker-Upload-UUID": str(upload.pk)})
-
-
-def upload_location(upload: Upload) -> str:
-    return f"/v2/{upload.repository.name}/blobs/uploads/{upload.pk}"
 
 
 def _digest_of(upload: Upload) -> str:
@@ -210,12 +135,13 @@ def _digest_of(upload: Upload) -> str:
     return "sha256:" + hasher.hexdigest()
 
 
-def _stored_digest(upload: Upload, digest: str) -> str:
+def _stored_digest(upload: Upload, token: str, digest: str) -> str:
     """The digest of the bytes the store would promote, read back (same algorithm as `digest`)."""
     algorithm = digest.partition(":")[0]
-    hasher = hashlib.new(algorithm)
+    hasher, lease = hashlib.new(algorithm), Renewing(upload, token)
     for chunk in get_store().upload_read(upload):
         hasher.update(chunk)
+        lease.tick()
     return f"{algorithm}:{hasher.hexdigest()}"
 
 
@@ -227,11 +153,11 @@ def upload_finish(*, upload: Upload, digest: str, chunks=None, length: int | Non
     """Close the session: append the final body (if any), verify the whole blob against `digest`,
     store it under that digest and link it into the repository. A mismatch stores nothing; a push
     refused by the quota or a limit closes its session."""
-    token = _lease(upload)
+    token = lease_take(upload)
     try:
         if chunks is not None:
             _write(upload, token, chunks, length, release=False)
-        return _promote(upload, digest)
+        return _promote(upload, token, digest)
     except RegistryError as exc:
         if exc.code in _CLOSING_CODES or exc.status == 413:
             upload_cancel(upload=upload)
@@ -243,7 +169,7 @@ def upload_finish(*, upload: Upload, digest: str, chunks=None, length: int | Non
         raise
 
 
-def _promote(upload: Upload, digest: str) -> Blob:
+def _promote(upload: Upload, token: str, digest: str) -> Blob:
     """Move the verified bytes under `digest` and record the blob. A blob already served under that
     digest is kept as it is (nothing of this upload replaces it); a new or quarantined one gets
     this upload's bytes, re-hashed as stored."""
@@ -262,7 +188,7 @@ def _promote(upload: Upload, digest: str) -> Blob:
         store.upload_discard(upload)
     else:
         if store.REHASH_AT_PROMOTE:
-            stored = _stored_digest(upload, digest)
+            stored = _stored_digest(upload, token, digest)
             if stored != digest:
                 log.error("upload %s: stored bytes hash to %s, not %s", upload.pk, stored, digest)
                 raise RegistryError("DIGEST_INVALID", "the stored upload does not match its digest; push again",

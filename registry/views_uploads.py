@@ -14,9 +14,9 @@ from registry.services import (
     upload_cancel,
     upload_find,
     upload_finish,
-    upload_location,
     upload_start,
 )
+from registry.upload_writes import upload_location
 
 
 def _push_needs(name):
