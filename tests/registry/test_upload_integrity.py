@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from registry.models import Blob, Upload
-from registry.store import get_store
+from registry.store import FilesystemStore, get_store
 from tests.registry.bodies import GatedBody, in_thread
 from tests.registry.conftest import V2, digest_of, error_code
 from tests.support.processes import wait_until
@@ -81,6 +82,52 @@ def test_racing_patches_cannot_poison_a_layer_another_account_pushes_later(opera
     assert honest.get(f"/v2/acme/app/blobs/{digest_of(layer)}").getvalue() == layer
     if attacker.head(f"/v2/globex/app/blobs/{digest_of(layer)}").status_code == 200:
         assert attacker.get(f"/v2/globex/app/blobs/{digest_of(layer)}").getvalue() == layer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_stalls_past_its_lease_loses_the_session_and_writes_no_more(operator, settings):
+    settings.TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS = 1
+    v2 = V2(operator)
+    location = v2.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
+    stalled, taker = os.urandom(SIZE), os.urandom(SIZE)
+    with ThreadPoolExecutor(1) as pool:
+        future, body = held(V2(operator), location, stalled, pool)
+        wait_until(lambda: not Upload.objects.filter(lease_expires_at__gt=timezone.now()).exists(), timeout=30,
+                   message="the stalled request's lease to run out")
+        assert patch(V2(operator), location, taker).status_code == 202, "the session was taken over"
+        body.go.set()
+        late = future.result(timeout=60)
+    assert late.status_code == 416 and error_code(late) == "RANGE_INVALID"
+    assert v2.request("PUT", location, query={"digest": digest_of(taker)}).status_code == 201
+    assert v2.get(f"/v2/acme/app/blobs/{digest_of(taker)}").getvalue() == taker
+
+
+class Killed(Exception):
+    """The process serving the request died here."""
+
+
+def test_a_session_whose_writer_died_continues_at_the_committed_offset(v2_operator, monkeypatch):
+    first, lost, second = os.urandom(100), os.urandom(300), os.urandom(300)
+    location = v2_operator.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
+    assert v2_operator.request("PATCH", location, first, HTTP_CONTENT_RANGE="0-99").status_code == 202
+    write = FilesystemStore.upload_write
+
+    def write_then_die(self, upload, chunks, **kwargs):
+        write(self, upload, chunks, **kwargs)
+        raise Killed
+
+    with monkeypatch.context() as died:
+        died.setattr(FilesystemStore, "upload_write", write_then_die)
+        died.setattr(Upload, "lease_release", lambda self, **kw: False, raising=False)  # no cleanup after a kill
+        with pytest.raises(Killed):
+            v2_operator.request("PATCH", location, lost, HTTP_CONTENT_RANGE="100-399")
+    blocked = v2_operator.request("PATCH", location, second, HTTP_CONTENT_RANGE="100-399")
+    assert blocked.status_code == 416 and blocked["Range"] == "0-99", "the dead request's lease still holds"
+    Upload.objects.update(lease_expires_at=timezone.now())  # the lease runs out
+    assert v2_operator.request("PATCH", location, second, HTTP_CONTENT_RANGE="100-399").status_code == 202
+    digest = digest_of(first + second)
+    assert v2_operator.request("PUT", location, query={"digest": digest}).status_code == 201
+    assert v2_operator.get(f"/v2/acme/app/blobs/{digest}").getvalue() == first + second
 
 
 def test_an_upload_file_changed_before_put_is_refused(v2_operator):
