@@ -152,6 +152,9 @@ class Upload(models.Model):
     # The request that may write now (empty: none), and until when its claim holds.
     lease_token = models.CharField(max_length=32, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # An expired lease was taken over at least once. Its holder may have lived on and written after
+    # that, so the filesystem store's bytes are read back and hashed before they are promoted.
+    lease_taken_over = models.BooleanField(default=False)
     # Bytes this session may occupy in the store, reserved against the account's quota before they
     # are written (≥ offset; more while a request streams, or after one died mid-write).
     reserved = models.BigIntegerField(default=0)
@@ -170,15 +173,27 @@ class Upload(models.Model):
         return Upload.objects.filter(pk=self.pk, lease_token=token)
 
     def lease_acquire(self, *, token: str, seconds: float) -> bool:
-        """Claim the right to write at the committed offset this object holds. False when another
-        request holds a live lease, or the offset has moved since this row was read."""
+        """Claim a free lease, to write at the committed offset this object holds. False when the
+        lease is held (live or expired), or the offset has moved since this row was read."""
+        expires = timezone.now() + timezone.timedelta(seconds=seconds)
+        won = Upload.objects.filter(pk=self.pk, offset=self.offset, lease_token="").update(
+            lease_token=token, lease_expires_at=expires)
+        return self._leased(won, token, expires)
+
+    def lease_take_over(self, *, token: str, seconds: float) -> bool:
+        """Claim a lease whose holder let it expire (it died, or stalls), at the committed offset this
+        object holds, and mark the upload as taken over. False when there is no such lease."""
         now = timezone.now()
         expires = now + timezone.timedelta(seconds=seconds)
-        free = models.Q(lease_token="") | models.Q(lease_expires_at__lte=now)
-        won = Upload.objects.filter(free, pk=self.pk, offset=self.offset).update(
-            lease_token=token, lease_expires_at=expires)
+        won = Upload.objects.filter(pk=self.pk, offset=self.offset, lease_expires_at__lte=now).exclude(
+            lease_token="").update(lease_token=token, lease_expires_at=expires, lease_taken_over=True)
+        return self._leased(won, token, expires)
+
+    def _leased(self, won: int, token: str, expires) -> bool:
         if won:
             self.lease_token, self.lease_expires_at = token, expires
+            # Read under the lease: a takeover may have happened after this object was loaded.
+            self.refresh_from_db(fields=["lease_taken_over", "reserved"])
         return bool(won)
 
     def lease_renew(self, *, token: str, seconds: float) -> bool:

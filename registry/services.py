@@ -171,8 +171,9 @@ def upload_finish(*, upload: Upload, digest: str, chunks=None, length: int | Non
 
 def _promote(upload: Upload, token: str, digest: str) -> Blob:
     """Move the verified bytes under `digest` and record the blob. A blob already served under that
-    digest is kept as it is (nothing of this upload replaces it); a new or quarantined one gets
-    this upload's bytes, re-hashed as stored."""
+    digest is kept as it is (nothing of this upload replaces it); a new or quarantined one gets this
+    upload's bytes. Those are the bytes the lease holders hashed as they wrote them (decision 0032),
+    unless a writer may have outlived its lease; then they are read back and hashed first."""
     store = get_store()
     try:
         store.upload_assemble(upload)
@@ -187,7 +188,7 @@ def _promote(upload: Upload, token: str, digest: str) -> Blob:
     if existing is not None:
         store.upload_discard(upload)
     else:
-        if store.REHASH_AT_PROMOTE:
+        if upload.lease_taken_over and store.REHASH_AFTER_TAKEOVER:
             stored = _stored_digest(upload, token, digest)
             if stored != digest:
                 log.error("upload %s: stored bytes hash to %s, not %s", upload.pk, stored, digest)

@@ -5,9 +5,9 @@ Bodies stream in both directions in bounded chunks; memory does not grow with bl
 
 An upload moves through: `upload_init` → `upload_write`… (each call continues at the upload's
 committed offset, by the request holding its lease; `upload_committed` after the commit) →
-`upload_assemble` → `upload_read` (to re-hash the stored bytes of a new blob) → `upload_promote`
-(into its content address, replacing whatever was there) or `upload_discard`. A blob that fails
-`manage.py registry_verify` is moved aside with `blob_quarantine`."""
+`upload_assemble` → `upload_read` (to re-hash the stored bytes, without a saved hash state or after
+a lease takeover) → `upload_promote` (into its content address, replacing whatever was there) or
+`upload_discard`. A blob that fails `manage.py registry_verify` is moved aside with `blob_quarantine`."""
 
 import os
 from collections.abc import Iterable, Iterator
@@ -56,9 +56,9 @@ def _hex(digest: str) -> str:
 
 
 class FilesystemStore:
-    # Any process that can reach the directory could have written the upload file, so the bytes of a
-    # new blob are read back and hashed before they are promoted.
-    REHASH_AT_PROMOTE = True
+    # One file per session: a writer that outlived its lease could still write into bytes another
+    # request has since committed, so after a takeover the bytes are read back and hashed at promote.
+    REHASH_AFTER_TAKEOVER = True
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -149,9 +149,9 @@ class S3Store:
     so a part re-sent by a request that later died or lost its lease is refused, never assembled."""
 
     PART_BYTES = 8 * 1024 * 1024
-    # The completed object is provably the committed bytes (recorded ETags, per-request tails), and
-    # reading a multi-GB object back from S3 at every PUT would cost more than the push itself.
-    REHASH_AT_PROMOTE = False
+    # A late writer reaches only its own tail object, or a part whose recorded ETag then no longer
+    # matches (completion refuses it): the completed object is the committed bytes, takeover or not.
+    REHASH_AFTER_TAKEOVER = False
 
     def __init__(self, *, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str = "us-east-1"):
         import boto3  # only gateways configured for S3 import the SDK

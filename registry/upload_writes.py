@@ -18,8 +18,8 @@ RESERVE_AHEAD_BYTES = 32 * 1024 * 1024
 
 def lease_take(upload: Upload) -> str:
     """Own the session's next offset before touching its bytes, or 416 with the current Range."""
-    token = uuid.uuid4().hex
-    if not upload.lease_acquire(token=token, seconds=settings.TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS):
+    token, seconds = uuid.uuid4().hex, settings.TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS
+    if not (upload.lease_acquire(token=token, seconds=seconds) or upload.lease_take_over(token=token, seconds=seconds)):
         upload.refresh_from_db(fields=["offset"])
         raise range_error(upload, "another request is writing to this upload; retry from the offset in Range")
     return token

@@ -10,8 +10,8 @@ import pytest
 from registry.models import Blob, Upload
 from registry.services import account_stored_bytes
 from registry.store import FilesystemStore, get_store
-from tests.registry.bodies import GatedBody, in_thread
 from tests.registry.conftest import V2, digest_of, error_code
+from tests.registry.upload_faults import GatedBody, in_thread, kill_after_write
 from tests.support.concurrency import run_at_once
 from tests.support.processes import wait_until
 
@@ -131,24 +131,10 @@ def test_a_put_refused_by_the_quota_closes_its_session(v2_operator, settings):
     assert push(v2_operator, "acme/app", b"z" * 900).status_code == 201, "its 500 bytes no longer count"
 
 
-class Killed(Exception):
-    """The process serving the request died here."""
-
-
 def test_bytes_a_killed_request_left_count_until_the_session_ends(v2_operator, settings, monkeypatch):
     settings.TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES = 1000
     location = v2_operator.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
-    write = FilesystemStore.upload_write
-
-    def write_then_die(self, upload, chunks, **kwargs):
-        write(self, upload, chunks, **kwargs)
-        raise Killed
-
-    with monkeypatch.context() as died:
-        died.setattr(FilesystemStore, "upload_write", write_then_die)
-        died.setattr(Upload, "lease_release", lambda self, **kw: False, raising=False)  # no cleanup after a kill
-        with pytest.raises(Killed):
-            v2_operator.request("PATCH", location, b"k" * 800, HTTP_CONTENT_RANGE="0-799")
+    kill_after_write(monkeypatch, FilesystemStore, v2_operator, location, b"k" * 800, "0-799")
     assert Upload.objects.get().offset == 0, "the killed request never committed"
     over = push(v2_operator, "acme/app", b"p" * 600)
     assert over.status_code == 403, "800 bytes on disk still count against the quota"

@@ -10,6 +10,7 @@ from django.utils import timezone
 from registry.models import Upload
 from registry.services import uploads_expire
 from registry.store import S3Store, get_store
+from tests.registry.upload_faults import kill_after_write
 from tests.support.processes import free_port
 
 MIB = 1024 * 1024
@@ -87,25 +88,12 @@ def test_expired_upload_is_aborted(v2_operator, s3_store):
     assert s3_store.client.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", []) == []
 
 
-class Killed(Exception):
-    """The process serving the request died here."""
-
-
 def test_a_patch_killed_after_its_store_write_leaves_nothing_that_is_read(v2_operator, s3_store, monkeypatch):
     first, lost, second = os.urandom(100), os.urandom(300), os.urandom(300)
     location = v2_operator.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
     assert v2_operator.request("PATCH", location, first, HTTP_CONTENT_RANGE="0-99").status_code == 202
-    write = S3Store.upload_write
-
-    def write_then_die(self, upload, chunks, **kwargs):
-        write(self, upload, chunks, **kwargs)  # the tail object is written...
-        raise Killed  # ...and the process dies before the commit
-
-    with monkeypatch.context() as died:
-        died.setattr(S3Store, "upload_write", write_then_die)
-        died.setattr(Upload, "lease_release", lambda self, **kw: False, raising=False)  # no cleanup after a kill
-        with pytest.raises(Killed):
-            v2_operator.request("PATCH", location, lost, HTTP_CONTENT_RANGE="100-399")
+    # The tail object is written, then the process dies before the commit.
+    kill_after_write(monkeypatch, S3Store, v2_operator, location, lost, "100-399")
     # Until the dead request's lease expires, nobody writes to the session.
     blocked = v2_operator.request("PATCH", location, second, HTTP_CONTENT_RANGE="100-399")
     assert blocked.status_code == 416 and blocked["Range"] == "0-99"

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from registry.models import Blob, Upload
 from registry.store import FilesystemStore, get_store
-from tests.registry.bodies import GatedBody, in_thread
 from tests.registry.conftest import V2, digest_of, error_code
+from tests.registry.upload_faults import GatedBody, in_thread, kill_after_write
 from tests.support.processes import wait_until
 
 SIZE = 64 * 1024
@@ -102,25 +102,11 @@ def test_a_request_that_stalls_past_its_lease_loses_the_session_and_writes_no_mo
     assert v2.get(f"/v2/acme/app/blobs/{digest_of(taker)}").getvalue() == taker
 
 
-class Killed(Exception):
-    """The process serving the request died here."""
-
-
 def test_a_session_whose_writer_died_continues_at_the_committed_offset(v2_operator, monkeypatch):
     first, lost, second = os.urandom(100), os.urandom(300), os.urandom(300)
     location = v2_operator.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
     assert v2_operator.request("PATCH", location, first, HTTP_CONTENT_RANGE="0-99").status_code == 202
-    write = FilesystemStore.upload_write
-
-    def write_then_die(self, upload, chunks, **kwargs):
-        write(self, upload, chunks, **kwargs)
-        raise Killed
-
-    with monkeypatch.context() as died:
-        died.setattr(FilesystemStore, "upload_write", write_then_die)
-        died.setattr(Upload, "lease_release", lambda self, **kw: False, raising=False)  # no cleanup after a kill
-        with pytest.raises(Killed):
-            v2_operator.request("PATCH", location, lost, HTTP_CONTENT_RANGE="100-399")
+    kill_after_write(monkeypatch, FilesystemStore, v2_operator, location, lost, "100-399")
     blocked = v2_operator.request("PATCH", location, second, HTTP_CONTENT_RANGE="100-399")
     assert blocked.status_code == 416 and blocked["Range"] == "0-99", "the dead request's lease still holds"
     Upload.objects.update(lease_expires_at=timezone.now())  # the lease runs out
@@ -130,15 +116,18 @@ def test_a_session_whose_writer_died_continues_at_the_committed_offset(v2_operat
     assert v2_operator.get(f"/v2/acme/app/blobs/{digest}").getvalue() == first + second
 
 
-def test_an_upload_file_changed_before_put_is_refused(v2_operator):
+def test_bytes_a_writer_changed_after_its_lease_was_taken_over_are_refused(v2_operator, monkeypatch):
     data = os.urandom(SIZE)
     location = v2_operator.request("POST", "/v2/acme/app/blobs/uploads/")["Location"]
-    assert v2_operator.request("PATCH", location, data).status_code == 202
+    kill_after_write(monkeypatch, FilesystemStore, v2_operator, location, os.urandom(SIZE), "0-65535")
+    Upload.objects.update(lease_expires_at=timezone.now())  # its lease runs out; the session is taken over
+    assert v2_operator.request("PATCH", location, data, HTTP_CONTENT_RANGE="0-65535").status_code == 202
+    # The first writer was not dead after all: it writes on, into bytes the second one committed.
     upload_file = get_store().root / "uploads" / str(Upload.objects.get().pk)
-    upload_file.write_bytes(os.urandom(SIZE))  # what an out-of-turn writer would leave
+    upload_file.write_bytes(os.urandom(SIZE))
     response = v2_operator.request("PUT", location, query={"digest": digest_of(data)})
     assert response.status_code == 400 and error_code(response) == "DIGEST_INVALID"
-    assert not Blob.objects.exists()
+    assert not Blob.objects.exists() and not Upload.objects.exists()
     assert v2_operator.head(f"/v2/acme/app/blobs/{digest_of(data)}").status_code == 404
 
 

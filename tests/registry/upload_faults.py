@@ -1,10 +1,14 @@
-"""Request bodies a test controls, for holding one request mid-upload while others run (through the
-Django test client, each request in its own thread with its own database connection)."""
+"""Upload requests a test interrupts: a body that holds its request mid-upload while others run
+(through the Django test client, each request in its own thread with its own database connection),
+and a request whose serving process dies right after its store write."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from django.db import connection
+
+from registry.models import Upload
 
 
 class GatedBody:
@@ -38,3 +42,23 @@ def in_thread(pool: ThreadPoolExecutor, func, *args):
             connection.close()
 
     return pool.submit(run)
+
+
+class Killed(Exception):
+    """The process serving the request died here."""
+
+
+def kill_after_write(monkeypatch, store_class, v2, location: str, data: bytes, content_range: str):
+    """PATCH `data`, with the serving process dying right after the store write: no commit, and no
+    cleanup (its lease stays until it expires)."""
+    write = store_class.upload_write
+
+    def write_then_die(self, upload, chunks, **kwargs):
+        write(self, upload, chunks, **kwargs)
+        raise Killed
+
+    with monkeypatch.context() as died:
+        died.setattr(store_class, "upload_write", write_then_die)
+        died.setattr(Upload, "lease_release", lambda self, **kw: False, raising=False)
+        with pytest.raises(Killed):
+            v2.request("PATCH", location, data, HTTP_CONTENT_RANGE=content_range)
