@@ -2,9 +2,11 @@
 part boundaries, digest checks, ranged reads, mounts and upload cleanup."""
 
 import hashlib
+import io
 import os
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from registry.models import Upload
@@ -121,3 +123,17 @@ def test_a_part_overwritten_after_its_commit_is_never_assembled(v2_operator, s3_
     assert response.status_code == 400
     assert not s3_store.blob_exists(digest)
     assert not Upload.objects.exists()
+
+
+def test_registry_verify_quarantines_a_damaged_object_and_a_push_repairs_it(v2_operator, s3_store):
+    data = os.urandom(5000)
+    digest = v2_operator.push_blob("acme/app", data)
+    s3_store.client.put_object(Bucket=s3_store.bucket, Key=s3_store._blob_key(digest), Body=os.urandom(5000))
+    out = io.StringIO()
+    call_command("registry_verify", stdout=out)
+    assert f"quarantined {digest}" in out.getvalue()
+    assert v2_operator.head(f"/v2/acme/app/blobs/{digest}").status_code == 404
+    quarantined = s3_store.client.list_objects_v2(Bucket=s3_store.bucket, Prefix=s3_store.prefix + "quarantine/")
+    assert quarantined["KeyCount"] == 1, "kept for inspection"
+    v2_operator.push_blob("acme/app", data)
+    assert v2_operator.get(f"/v2/acme/app/blobs/{digest}").getvalue() == data
