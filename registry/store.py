@@ -195,9 +195,9 @@ class S3Store:
             while len(buffer) >= self.PART_BYTES:
                 self._put_part(upload, state, bytes(buffer[: self.PART_BYTES]))
                 del buffer[: self.PART_BYTES]
+        # This request's own object: until the commit names it, no other request reads it.
+        state["tail_key"] = f"tail-{token}" if buffer else ""
         if buffer:
-            # This request's own object: until the commit names it, no other request reads it.
-            state["tail_key"] = f"tail-{token}"
             self.client.put_object(Bucket=self.bucket, Key=self._upload_key(upload, state["tail_key"]),
                                    Body=bytes(buffer))
         state["tail"] = len(buffer)

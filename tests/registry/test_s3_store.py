@@ -55,6 +55,8 @@ def test_chunked_upload_across_parts_and_ranged_read(v2_operator, s3_store):
         chunk = data[start:start + step]
         response = v2_operator.request("PATCH", location, chunk, HTTP_CONTENT_RANGE=f"{start}-{start + len(chunk) - 1}")
         assert response.status_code == 202, response.content
+    session = s3_store.client.list_objects_v2(Bucket=s3_store.bucket, Prefix=s3_store.prefix + "uploads/")
+    assert [item["Key"].rsplit("/", 1)[1][:5] for item in session["Contents"]] == ["tail-"], "one tail at a time"
     assert v2_operator.request("PUT", location, query={"digest": digest}).status_code == 201
     assert s3_store.blob_exists(digest)
     path = f"/v2/acme/app/blobs/{digest}"
