@@ -13,7 +13,7 @@ from registry.models import Upload
 from registry.services import uploads_expire
 from registry.store import S3Store, get_store
 from tests.registry.upload_faults import kill_after_write
-from tests.support.processes import free_port
+from tests.support.processes import free_port, gateway, wait_until
 
 MIB = 1024 * 1024
 
@@ -139,3 +139,36 @@ def test_registry_verify_quarantines_a_damaged_object_and_a_push_repairs_it(v2_o
     assert quarantined["KeyCount"] == 1, "kept for inspection"
     v2_operator.push_blob("acme/app", data)
     assert v2_operator.get(f"/v2/acme/app/blobs/{digest}").getvalue() == data
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_gateway_worker_killed_after_an_s3_write_leaves_a_session_that_continues(operator, s3_endpoint, tmp_path):
+    import boto3
+    import requests
+
+    bucket = f"train-registry-{free_port()}"
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    env = {"TRAIN_REGISTRY_STORE": "s3", "TRAIN_REGISTRY_S3_BUCKET": bucket,
+           "TRAIN_REGISTRY_S3_ENDPOINT_URL": s3_endpoint, "TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS": "2",
+           "TRAIN_FAULTS": "upload_after_store_write:sigkill", **credentials}
+    auth = ("acme", operator.plaintext)
+    lost, data = os.urandom(300), os.urandom(300)
+    with gateway(tmp_path, **env) as (base, _proc):
+        start = requests.post(f"{base}/v2/acme/app/blobs/uploads/", auth=auth, timeout=30)
+        location = base + start.headers["Location"]
+        # The worker serving this PATCH is SIGKILLed after writing its tail object, before the commit.
+        with pytest.raises(requests.ConnectionError):
+            requests.patch(location, data=lost, auth=auth, timeout=30, headers={"Content-Range": "0-299"})
+
+        def retried():
+            response = requests.patch(location, data=data, auth=auth, timeout=30, headers={"Content-Range": "0-299"})
+            assert response.status_code in (202, 416), response.text  # 416 while the dead worker's lease lasts
+            return response.status_code == 202
+
+        wait_until(retried, timeout=60, interval=0.5, message="the session to accept bytes again")
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert requests.put(location, params={"digest": digest}, auth=auth, timeout=30).status_code == 201
+        assert requests.get(f"{base}/v2/acme/app/blobs/{digest}", auth=auth, timeout=30).content == data
