@@ -98,7 +98,7 @@ class ManifestAdmin(ReadOnlyAdmin):
 
 @admin.register(Blob)
 class BlobAdmin(ReadOnlyAdmin):
-    list_display = ["digest", "size", "created_at"]
+    list_display = ["digest", "size", "created_at", "quarantined_at"]
     search_fields = ["digest"]
 
 

@@ -44,12 +44,30 @@ class Blob(models.Model):
     digest = models.CharField(max_length=DIGEST_MAX_LENGTH, unique=True)
     size = models.BigIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
+    # Set by `manage.py registry_verify` when the stored bytes no longer hash to the digest: the blob
+    # is not served, and the next verified push of that digest replaces the bytes and clears this.
+    quarantined_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self):
         return self.digest
+
+    def quarantine(self) -> bool:
+        """Stop serving this blob; False when it was already quarantined."""
+        now = timezone.now()
+        won = Blob.objects.filter(pk=self.pk, quarantined_at__isnull=True).update(quarantined_at=now)
+        if won:
+            self.quarantined_at = now
+        return bool(won)
+
+    def quarantine_lift(self) -> bool:
+        """Serve this blob again (its bytes were just replaced by a verified push); False when it was
+        not quarantined."""
+        won = Blob.objects.filter(pk=self.pk, quarantined_at__isnull=False).update(quarantined_at=None)
+        self.quarantined_at = None
+        return bool(won)
 
 
 class RepositoryBlob(models.Model):
@@ -127,7 +145,12 @@ def upload_expiry():
 
 class Upload(models.Model):
     """A blob upload session, bound to one repository (and so one account). Everything a gateway needs
-    to continue it is here, so each request of a session may reach a different gateway process."""
+    to continue it is here, so each request of a session may reach a different gateway process.
+
+    A request writes bytes only while it holds the session's lease (docs/decisions/0032): it wins
+    `lease_acquire` at the committed offset first, and its bytes count only once `lease_commit` (by
+    the same token) moves the offset. A holder that dies keeps the lease until it expires; the next
+    holder starts again at the committed offset."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="uploads")
@@ -135,8 +158,17 @@ class Upload(models.Model):
     # The serialised SHA-256 state over bytes [0, offset) (registry/hashing.py), or empty when the
     # digest must be recomputed from the stored bytes at completion.
     hash_state = models.BinaryField(default=b"", blank=True)
-    # Store-specific progress (the S3 multipart upload id and part count).
+    # Store-specific progress (the S3 multipart upload id, its committed parts and tail).
     store_state = models.JSONField(default=dict, blank=True)
+    # The request that may write now (empty: none), and until when its claim holds.
+    lease_token = models.CharField(max_length=32, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # An expired lease was taken over at least once. Its holder may have lived on and written after
+    # that, so the filesystem store's bytes are read back and hashed before they are promoted.
+    lease_taken_over = models.BooleanField(default=False)
+    # Bytes this session may occupy in the store, reserved against the account's quota before they
+    # are written (≥ offset; more while a request streams, or after one died mid-write).
+    reserved = models.BigIntegerField(default=0)
     created_by = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -147,6 +179,78 @@ class Upload(models.Model):
 
     def __str__(self):
         return f"upload {self.id} to {self.repository_id}"
+
+    def _mine(self, token: str):
+        return Upload.objects.filter(pk=self.pk, lease_token=token)
+
+    def lease_acquire(self, *, token: str, seconds: float) -> bool:
+        """Claim a free lease, to write at the committed offset this object holds. False when the
+        lease is held (live or expired), or the offset has moved since this row was read."""
+        expires = timezone.now() + timezone.timedelta(seconds=seconds)
+        won = Upload.objects.filter(pk=self.pk, offset=self.offset, lease_token="").update(
+            lease_token=token, lease_expires_at=expires)
+        return self._leased(won, token, expires)
+
+    def lease_take_over(self, *, token: str, seconds: float) -> bool:
+        """Claim a lease whose holder let it expire (it died, or stalls), at the committed offset this
+        object holds, and mark the upload as taken over. False when there is no such lease."""
+        now = timezone.now()
+        expires = now + timezone.timedelta(seconds=seconds)
+        won = Upload.objects.filter(pk=self.pk, offset=self.offset, lease_expires_at__lte=now).exclude(
+            lease_token="").update(lease_token=token, lease_expires_at=expires, lease_taken_over=True)
+        return self._leased(won, token, expires)
+
+    def _leased(self, won: int, token: str, expires) -> bool:
+        if won:
+            self.lease_token, self.lease_expires_at = token, expires
+            # Read under the lease: a takeover may have happened after this object was loaded.
+            self.refresh_from_db(fields=["lease_taken_over", "reserved"])
+        return bool(won)
+
+    def lease_renew(self, *, token: str, seconds: float) -> bool:
+        """Extend a held lease while bytes flow (so `updated_at` also tells when bytes last arrived);
+        False when it was lost (expired and taken by another request)."""
+        now = timezone.now()
+        expires = now + timezone.timedelta(seconds=seconds)
+        won = self._mine(token).update(lease_expires_at=expires, updated_at=now)
+        if won:
+            self.lease_expires_at, self.updated_at = expires, now
+        return bool(won)
+
+    def lease_reserve(self, *, token: str, reserved: int) -> bool:
+        """Record a larger reservation for the holder of `token` (the caller checked the quota under
+        the account's lock); False when the lease was lost."""
+        won = self._mine(token).update(reserved=reserved)
+        if won:
+            self.reserved = reserved
+        return bool(won)
+
+    def lease_commit(self, *, token: str, offset: int, hash_state: bytes, store_state: dict,
+                     release: bool = True) -> bool:
+        """Make the holder's bytes part of the upload: move the offset and keep the lease (`release`
+        False: the same request goes on to finish the upload) or free it. False when the lease was
+        lost, and then nothing changes."""
+        now = timezone.now()
+        # The store now holds exactly [0, offset): what a dead earlier holder left past it was cut off
+        # when this holder started writing.
+        fields = {"offset": offset, "hash_state": hash_state, "store_state": store_state, "updated_at": now,
+                  "reserved": offset}
+        if release:
+            fields.update(lease_token="", lease_expires_at=None)
+        won = self._mine(token).update(**fields)
+        if won:
+            self.offset, self.hash_state, self.store_state, self.updated_at = offset, hash_state, store_state, now
+            if release:
+                self.lease_token, self.lease_expires_at = "", None
+        return bool(won)
+
+    def lease_release(self, *, token: str) -> bool:
+        """Give the lease up without committing (the request failed). Its reservation stays, since
+        bytes it wrote past the offset may still be in the store until the next holder cuts them."""
+        won = self._mine(token).update(lease_token="", lease_expires_at=None)
+        if won:
+            self.lease_token, self.lease_expires_at = "", None
+        return bool(won)
 
 
 class LoginFailure(models.Model):

@@ -4,20 +4,22 @@ Rules kept here and nowhere else: a blob is visible in a repository only through
 stored only after its bytes hash to the digest the client named; a manifest is stored only when all
 it references is in the repository; every tag move writes a TagEvent in the same transaction."""
 
+import hashlib
 import logging
 import uuid
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
+from registry import quota
 from registry.errors import RegistryError
 from registry.hashing import ResumableSha256, algorithm_of, digest_bytes, digest_chunks, new_hasher, saved_state
 from registry.manifests import INT64_MAX, manifest_parse
 from registry.models import Blob, Manifest, Repository, RepositoryBlob, Tag, TagEvent, Upload
 from registry.names import account_of, reference_kind
-from registry.store import get_store
+from registry.store import UploadDamaged, get_store
+from registry.upload_writes import Metered, Renewing, lease_lost, lease_take, range_error
+from trainsvc import faults
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,9 @@ def repository_for_push(*, name: str) -> Repository:
 def blob_in_repository(*, repository: Repository | None, digest: str) -> Blob | None:
     if repository is None:
         return None
-    link = RepositoryBlob.objects.select_related("blob").filter(repository=repository, blob__digest=digest).first()
+    # A quarantined blob (registry_verify found its bytes damaged) is unknown until pushed again.
+    link = RepositoryBlob.objects.select_related("blob").filter(
+        repository=repository, blob__digest=digest, blob__quarantined_at__isnull=True).first()
     return link.blob if link else None
 
 
@@ -55,27 +59,26 @@ def _link(repository: Repository, blob: Blob) -> None:
 
 # --- uploads ---------------------------------------------------------------------------------------
 
-def _open_uploads(account_id: str):
-    return Upload.objects.filter(repository__account_id=account_id, expires_at__gt=timezone.now())
-
-
 def account_stored_bytes(*, account_id: str) -> int:
-    """What counts against the account's quota: each blob linked into its repositories once, plus the
-    bytes of its unfinished uploads."""
-    linked = RepositoryBlob.objects.filter(repository__account_id=account_id).values("blob_id")
-    blobs = Blob.objects.filter(pk__in=linked).aggregate(total=Sum("size"))["total"] or 0
-    return blobs + (_open_uploads(account_id).aggregate(total=Sum("offset"))["total"] or 0)
+    """What counts against the account's quota (registry/quota.py)."""
+    return quota.account_stored_bytes(account_id=account_id)
 
 
 def upload_start(*, repository: Repository, actor: str) -> Upload:
-    if _open_uploads(repository.account_id).count() >= settings.TRAIN_REGISTRY_MAX_OPEN_UPLOADS:
-        raise RegistryError("TOOMANYREQUESTS", "too many unfinished uploads for this account; finish or cancel some",
-                            detail={"limit": settings.TRAIN_REGISTRY_MAX_OPEN_UPLOADS})
+    """Open a session; the per-account cap is counted and the row inserted under the account's lock."""
     upload = Upload(repository=repository, created_by=actor[:200])
-    upload.store_state = get_store().upload_init(upload)
     if ResumableSha256.available():
         upload.hash_state = saved_state(new_hasher())
-    upload.save(force_insert=True)
+    with transaction.atomic():
+        quota.account_lock(repository.account_id)
+        quota.uploads_cap_check(repository.account_id, timezone.now())
+        upload.save(force_insert=True)
+    try:
+        upload.store_state = get_store().upload_init(upload)
+    except BaseException:
+        Upload.objects.filter(pk=upload.pk).delete()
+        raise
+    Upload.objects.filter(pk=upload.pk).update(store_state=upload.store_state)
     return upload
 
 
@@ -90,72 +93,37 @@ def upload_find(*, repository: Repository | None, upload_id: str) -> Upload:
         upload = Upload.objects.filter(pk=key, repository=repository, expires_at__gt=timezone.now()).first()
     if upload is None:
         raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id[:64]})
+    upload.repository = repository
     return upload
 
 
-class _Counting:
-    """Pass chunks through, hashing and counting them, refusing to pass `limit` bytes (then `refusal`
-    is raised: the blob size limit, or the account's quota)."""
-
-    def __init__(self, chunks, hasher, limit: int, refusal: RegistryError):
-        self.chunks, self.hasher, self.limit, self.refusal, self.count = chunks, hasher, limit, refusal, 0
-
-    def __iter__(self):
-        for chunk in self.chunks:
-            self.count += len(chunk)
-            if self.count > self.limit:
-                raise self.refusal
-            if self.hasher is not None:
-                self.hasher.update(chunk)
-            yield chunk
-
-
-def _append_limit(upload: Upload) -> tuple[int, RegistryError]:
-    """How many more bytes this upload may take, and the error for going past them."""
-    size_left = settings.TRAIN_REGISTRY_MAX_BLOB_BYTES - upload.offset
-    too_large = RegistryError("SIZE_INVALID", "the blob is larger than this registry accepts", status=413)
-    quota = settings.TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES
-    if not quota:
-        return size_left, too_large
-    quota_left = quota - account_stored_bytes(account_id=upload.repository.account_id)
-    if quota_left < size_left:
-        return max(quota_left, 0), RegistryError(
-            "DENIED", "the account's registry quota is used up; delete images or ask for a larger quota",
-            detail={"quota_bytes": quota})
-    return size_left, too_large
-
-
-def upload_append(*, upload: Upload, chunks, start: int | None = None) -> Upload:
-    """Append a request body at the upload's offset. `start` (from Content-Range) must be that offset."""
-    if start is not None and start != upload.offset:
-        raise _range_error(upload, f"the next chunk must start at byte {upload.offset}")
+def _write(upload: Upload, token: str, chunks, length: int | None, *, release: bool) -> None:
+    """Stream a body into the store at the committed offset, then commit it by the lease token."""
     resumable = bool(upload.hash_state) or (upload.offset == 0 and ResumableSha256.available())
     hasher = new_hasher(bytes(upload.hash_state)) if resumable else None
-    counting = _Counting(chunks, hasher, *_append_limit(upload))
-    store_state = get_store().upload_write(upload, counting)
-    now = timezone.now()
-    new_offset = upload.offset + counting.count
-    # Conditional on the offset we started from: of two requests racing on one session, one wins.
-    won = Upload.objects.filter(pk=upload.pk, offset=upload.offset).update(
-        offset=new_offset, hash_state=saved_state(hasher) if hasher else b"", store_state=store_state,
-        updated_at=now,
-    )
-    if not won:
-        upload.refresh_from_db()
-        raise _range_error(upload, "another request changed this upload")
-    upload.offset, upload.store_state, upload.updated_at = new_offset, store_state, now
-    upload.hash_state = saved_state(hasher) if hasher else b""
+    metered = Metered(upload, token, chunks, hasher, length)
+    store, previous = get_store(), dict(upload.store_state)
+    store_state = store.upload_write(upload, metered, token=token)
+    faults.hit("upload_after_store_write")
+    if not upload.lease_commit(token=token, offset=upload.offset + metered.count, store_state=store_state,
+                               hash_state=saved_state(hasher) if hasher else b"", release=release):
+        raise lease_lost(upload)
+    store.upload_committed(upload, previous)
+
+
+def upload_append(*, upload: Upload, chunks, start: int | None = None, length: int | None = None) -> Upload:
+    """Append a request body at the upload's offset. `start` (from Content-Range) must be that offset;
+    `length` is the declared Content-Length, if any."""
+    if start is not None and start != upload.offset:
+        raise range_error(upload, f"the next chunk must start at byte {upload.offset}")
+    token = lease_take(upload)
+    try:
+        _write(upload, token, chunks, length, release=True)
+    except BaseException:
+        # A killed process never gets here: its lease expires instead (docs/decisions/0032).
+        upload.lease_release(token=token)
+        raise
     return upload
-
-
-def _range_error(upload: Upload, message: str) -> RegistryError:
-    last = max(upload.offset - 1, 0)
-    return RegistryError("RANGE_INVALID", message, headers={
-        "Range": f"0-{last}", "Location": upload_location(upload), "Docker-Upload-UUID": str(upload.pk)})
-
-
-def upload_location(upload: Upload) -> str:
-    return f"/v2/{upload.repository.name}/blobs/uploads/{upload.pk}"
 
 
 def _digest_of(upload: Upload, algorithm: str = "sha256") -> str:
@@ -166,20 +134,72 @@ def _digest_of(upload: Upload, algorithm: str = "sha256") -> str:
     return digest_chunks(get_store().upload_read(upload), algorithm)
 
 
-def upload_finish(*, upload: Upload, digest: str, chunks=None) -> Blob:
+def _stored_digest(upload: Upload, token: str, digest: str) -> str:
+    """The digest of the bytes the store would promote, read back (same algorithm as `digest`)."""
+    algorithm = digest.partition(":")[0]
+    hasher, lease = hashlib.new(algorithm), Renewing(upload, token)
+    for chunk in get_store().upload_read(upload):
+        hasher.update(chunk)
+        lease.tick()
+    return f"{algorithm}:{hasher.hexdigest()}"
+
+
+# Refusals after which a push cannot go on: its session is closed and its bytes removed.
+_CLOSING_CODES = {"DENIED", "DIGEST_INVALID"}
+
+
+def upload_finish(*, upload: Upload, digest: str, chunks=None, length: int | None = None) -> Blob:
     """Close the session: append the final body (if any), verify the whole blob against `digest`,
-    store it under that digest and link it into the repository. A mismatch stores nothing."""
-    if chunks is not None:
-        upload = upload_append(upload=upload, chunks=chunks)
+    store it under that digest and link it into the repository. A mismatch stores nothing; a push
+    refused by the quota or a limit closes its session."""
+    token = lease_take(upload)
+    try:
+        if chunks is not None:
+            _write(upload, token, chunks, length, release=False)
+        return _promote(upload, token, digest)
+    except RegistryError as exc:
+        if exc.code in _CLOSING_CODES or exc.status == 413:
+            upload_cancel(upload=upload)
+        else:
+            upload.lease_release(token=token)
+        raise
+    except BaseException:
+        upload.lease_release(token=token)
+        raise
+
+
+def _promote(upload: Upload, token: str, digest: str) -> Blob:
+    """Move the verified bytes under `digest` and record the blob. A blob already served under that
+    digest is kept as it is (nothing of this upload replaces it); a new or quarantined one gets this
+    upload's bytes. Those are the bytes the lease holders hashed as they wrote them (decision 0032),
+    unless a writer may have outlived its lease; then they are read back and hashed first."""
     store = get_store()
-    store.upload_assemble(upload)
+    try:
+        store.upload_assemble(upload)
+    except UploadDamaged as exc:
+        log.error("upload %s: %s", upload.pk, exc)
+        raise RegistryError("DIGEST_INVALID", "the stored upload does not match what was sent; push again",
+                            detail={"Digest": digest}) from exc
     actual = _digest_of(upload, algorithm_of(digest))
     if actual != digest:
-        upload_cancel(upload=upload)
         raise RegistryError("DIGEST_INVALID", detail={"Digest": digest, "Actual": actual})
-    store.upload_promote(upload, digest)
+    existing = Blob.objects.filter(digest=digest, quarantined_at__isnull=True).first()
+    if existing is not None:
+        store.upload_discard(upload)
+    else:
+        if upload.lease_taken_over and store.REHASH_AFTER_TAKEOVER:
+            stored = _stored_digest(upload, token, digest)
+            if stored != digest:
+                log.error("upload %s: stored bytes hash to %s, not %s", upload.pk, stored, digest)
+                raise RegistryError("DIGEST_INVALID", "the stored upload does not match its digest; push again",
+                                    detail={"Digest": digest, "Actual": stored})
+        store.upload_promote(upload, digest)
     with transaction.atomic():
-        blob, _ = Blob.objects.get_or_create(digest=digest, defaults={"size": upload.offset})
+        # Under the account's lock: the upload's reservation becomes a linked blob in one step.
+        quota.account_lock(upload.repository.account_id)
+        blob, created = Blob.objects.get_or_create(digest=digest, defaults={"size": upload.offset})
+        if existing is None and not created:
+            blob.quarantine_lift()
         _link(upload.repository, blob)
         Upload.objects.filter(pk=upload.pk).delete()
     return blob
@@ -226,7 +246,8 @@ def manifest_find(*, repository: Repository | None, reference: str) -> Manifest 
 
 def _check_references(repository: Repository, parsed) -> int:
     """MANIFEST_BLOB_UNKNOWN unless every blob and child is in `repository`; returns the total size."""
-    linked = dict(RepositoryBlob.objects.filter(repository=repository, blob__digest__in=set(parsed.blobs))
+    linked = dict(RepositoryBlob.objects.filter(repository=repository, blob__digest__in=set(parsed.blobs),
+                                                blob__quarantined_at__isnull=True)
                   .values_list("blob__digest", "blob__size"))
     for digest in parsed.blobs:
         if digest not in linked:

@@ -4,8 +4,10 @@ Keys are built only from validated digests and upload UUIDs, never from names a 
 Bodies stream in both directions in bounded chunks; memory does not grow with blob size.
 
 An upload moves through: `upload_init` → `upload_write`… (each call continues at the upload's
-offset) → `upload_assemble` → (`upload_read` to re-hash, only without a saved hash state) →
-`upload_promote` (into its content address) or `upload_discard`."""
+committed offset, by the request holding its lease; `upload_committed` after the commit) →
+`upload_assemble` → `upload_read` (to re-hash the stored bytes, without a saved hash state or after
+a lease takeover) → `upload_promote` (into its content address, replacing whatever was there) or
+`upload_discard`. A blob that fails `manage.py registry_verify` is moved aside with `blob_quarantine`."""
 
 import os
 from collections.abc import Iterable, Iterator
@@ -45,6 +47,10 @@ class BoundedFile:
 HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 
 
+class UploadDamaged(Exception):
+    """The store holds something other than the bytes the upload's commits recorded."""
+
+
 def _hex(digest: str) -> str:
     algorithm, _, hex_ = digest.partition(":")
     if len(hex_) != HEX_LENGTHS.get(algorithm) or any(c not in "0123456789abcdef" for c in hex_):
@@ -58,6 +64,10 @@ def _blob_subpath(digest: str) -> str:
 
 
 class FilesystemStore:
+    # One file per session: a writer that outlived its lease could still write into bytes another
+    # request has since committed, so after a takeover the bytes are read back and hashed at promote.
+    REHASH_AFTER_TAKEOVER = True
+
     def __init__(self, root: Path):
         self.root = Path(root)
         (self.root / "uploads").mkdir(parents=True, exist_ok=True)
@@ -70,12 +80,16 @@ class FilesystemStore:
     def _upload_path(self, upload) -> Path:
         return self.root / "uploads" / str(upload.id)
 
+    def _quarantine_path(self, digest: str) -> Path:
+        return self.root / "quarantine" / _blob_subpath(digest)
+
     def upload_init(self, upload) -> dict:
         self._upload_path(upload).touch()
         return {}
 
-    def upload_write(self, upload, chunks: Iterable[bytes]) -> dict:
-        # Continue at the recorded offset: bytes of an earlier interrupted request are cut off.
+    def upload_write(self, upload, chunks: Iterable[bytes], *, token: str) -> dict:
+        # Only the lease holder gets here. Continue at the committed offset: bytes that an earlier
+        # request wrote past it (it died, or failed, before committing) are cut off.
         with open(self._upload_path(upload), "r+b") as out:
             out.truncate(upload.offset)
             out.seek(upload.offset)
@@ -83,8 +97,13 @@ class FilesystemStore:
                 out.write(chunk)
         return upload.store_state
 
-    def upload_assemble(self, upload) -> None:
+    def upload_committed(self, upload, previous_state: dict) -> None:
         return None
+
+    def upload_assemble(self, upload) -> None:
+        # Cut what an interrupted request may have written past the committed offset, so the bytes
+        # re-hashed are exactly the bytes promoted.
+        os.truncate(self._upload_path(upload), upload.offset)
 
     def upload_read(self, upload) -> Iterator[bytes]:
         with open(self._upload_path(upload), "rb") as src:
@@ -92,16 +111,12 @@ class FilesystemStore:
                 yield chunk
 
     def upload_promote(self, upload, digest: str) -> None:
+        """Move the verified upload into place, replacing a file already there (one without a Blob
+        row, or a quarantined one: the caller never promotes over a served blob). Rename is atomic:
+        a reader sees the old file or the new one, never a mix."""
         target = self._blob_path(digest)
-        source = self._upload_path(upload)
-        if target.exists():
-            source.unlink(missing_ok=True)
-            return
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Truncate to the verified length (an interrupted request may have written past it), then
-        # rename: readers see either no blob or the whole verified blob.
-        os.truncate(source, upload.offset)
-        os.replace(source, target)
+        os.replace(self._upload_path(upload), target)
 
     def upload_discard(self, upload) -> None:
         self._upload_path(upload).unlink(missing_ok=True)
@@ -112,16 +127,39 @@ class FilesystemStore:
     def blob_open(self, digest: str, start: int, length: int):
         return BoundedFile(open(self._blob_path(digest), "rb"), start, length)
 
+    def blob_size(self, digest: str) -> int | None:
+        """The stored size, or None when the blob's file is missing."""
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def blob_delete(self, digest: str) -> None:
         self._blob_path(digest).unlink(missing_ok=True)
+
+    def blob_quarantine(self, digest: str) -> None:
+        """Move the blob's file aside (kept for inspection), so a verified push can put it back."""
+        target = self._quarantine_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(self._blob_path(digest), target)
+        except FileNotFoundError:
+            pass
 
 
 class S3Store:
     """Any S3-compatible bucket. An upload is an S3 multipart upload of fixed-size parts; bytes that do
-    not yet fill a part wait in a small `tail` object, so every request of the session may run on a
-    different gateway and parts stay above S3's 5 MiB minimum."""
+    not yet fill a part wait in a small tail object, so every request of the session may run on a
+    different gateway and parts stay above S3's 5 MiB minimum.
+
+    Nothing a request writes is read unless its commit recorded it: each request writes its own
+    tail object (`tail-<lease token>`), and the upload is completed from the parts' recorded ETags,
+    so a part re-sent by a request that later died or lost its lease is refused, never assembled."""
 
     PART_BYTES = 8 * 1024 * 1024
+    # A late writer reaches only its own tail object, or a part whose recorded ETag then no longer
+    # matches (completion refuses it): the completed object is the committed bytes, takeover or not.
+    REHASH_AFTER_TAKEOVER = False
 
     def __init__(self, *, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str = "us-east-1"):
         import boto3  # only gateways configured for S3 import the SDK
@@ -140,18 +178,24 @@ class S3Store:
         created = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._upload_key(upload, "data"))
         return {"mpu": created["UploadId"], "parts": 0, "tail": 0}
 
+    @staticmethod
+    def _tail_name(state) -> str:
+        # Sessions begun before tails were per request kept theirs under "tail".
+        return state.get("tail_key", "tail")
+
     def _read_tail(self, upload, state) -> bytes:
         if not state["tail"]:
             return b""
-        body = self.client.get_object(Bucket=self.bucket, Key=self._upload_key(upload, "tail"))["Body"]
-        return body.read()  # smaller than one part by construction
+        body = self.client.get_object(Bucket=self.bucket, Key=self._upload_key(upload, self._tail_name(state)))
+        return body["Body"].read()  # smaller than one part by construction
 
     def _put_part(self, upload, state, data: bytes) -> None:
-        self.client.upload_part(Bucket=self.bucket, Key=self._upload_key(upload, "data"), UploadId=state["mpu"],
-                                PartNumber=state["parts"] + 1, Body=data)
+        sent = self.client.upload_part(Bucket=self.bucket, Key=self._upload_key(upload, "data"),
+                                       UploadId=state["mpu"], PartNumber=state["parts"] + 1, Body=data)
         state["parts"] += 1
+        state["etags"] = [*state.get("etags", []), sent["ETag"]]
 
-    def upload_write(self, upload, chunks: Iterable[bytes]) -> dict:
+    def upload_write(self, upload, chunks: Iterable[bytes], *, token: str) -> dict:
         state = dict(upload.store_state)
         buffer = bytearray(self._read_tail(upload, state))
         for chunk in chunks:
@@ -159,40 +203,65 @@ class S3Store:
             while len(buffer) >= self.PART_BYTES:
                 self._put_part(upload, state, bytes(buffer[: self.PART_BYTES]))
                 del buffer[: self.PART_BYTES]
+        # This request's own object: until the commit names it, no other request reads it.
+        state["tail_key"] = f"tail-{token}" if buffer else ""
         if buffer:
-            self.client.put_object(Bucket=self.bucket, Key=self._upload_key(upload, "tail"), Body=bytes(buffer))
+            self.client.put_object(Bucket=self.bucket, Key=self._upload_key(upload, state["tail_key"]),
+                                   Body=bytes(buffer))
         state["tail"] = len(buffer)
         return state
 
-    def upload_assemble(self, upload) -> None:
-        state = dict(upload.store_state)
-        if state["tail"] or state["parts"] == 0:
-            self._put_part(upload, state, self._read_tail(upload, state))
-        # Only parts 1..n count: a request cut off after uploading a part never recorded it.
+    def upload_committed(self, upload, previous_state: dict) -> None:
+        """The tail the previous commit named is no longer read by anyone: remove it."""
+        old = self._tail_name(previous_state)
+        if previous_state.get("tail") and old != self._tail_name(upload.store_state):
+            self.client.delete_object(Bucket=self.bucket, Key=self._upload_key(upload, old))
+
+    def _recorded_parts(self, upload, state) -> list[dict]:
+        if "etags" in state:
+            return [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(state["etags"], start=1)]
+        # A session begun before ETags were recorded: parts 1..n as listed.
         parts = []
         paginator = self.client.get_paginator("list_parts")
         for page in paginator.paginate(Bucket=self.bucket, Key=self._upload_key(upload, "data"), UploadId=state["mpu"]):
             parts += [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in page.get("Parts", [])
                       if p["PartNumber"] <= state["parts"]]
-        self.client.complete_multipart_upload(
-            Bucket=self.bucket, Key=self._upload_key(upload, "data"), UploadId=state["mpu"],
-            MultipartUpload={"Parts": sorted(parts, key=lambda p: p["PartNumber"])},
-        )
+        return sorted(parts, key=lambda p: p["PartNumber"])
+
+    def upload_assemble(self, upload) -> None:
+        state = dict(upload.store_state)
+        if state["tail"] or state["parts"] == 0:
+            self._put_part(upload, state, self._read_tail(upload, state))
+        # Exactly the parts the commits recorded, by ETag: a part overwritten since by a request that
+        # never committed makes S3 refuse the completion instead of assembling its bytes.
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self._upload_key(upload, "data"), UploadId=state["mpu"],
+                MultipartUpload={"Parts": self._recorded_parts(upload, state)},
+            )
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidPart":
+                raise UploadDamaged(str(exc)) from exc
+            raise
 
     def upload_read(self, upload) -> Iterator[bytes]:
         body = self.client.get_object(Bucket=self.bucket, Key=self._upload_key(upload, "data"))["Body"]
         yield from body.iter_chunks(CHUNK_BYTES)
 
     def upload_promote(self, upload, digest: str) -> None:
-        if not self.blob_exists(digest):
-            # Server-side copy; boto3 switches to a multipart copy above 5 GiB.
-            self.client.copy({"Bucket": self.bucket, "Key": self._upload_key(upload, "data")}, self.bucket,
-                             self._blob_key(digest))
+        """Copy the verified upload into place (replacing an object without a Blob row, or a
+        quarantined one; the caller never promotes over a served blob). Server-side copy; boto3
+        switches to a multipart copy above 5 GiB."""
+        self.client.copy({"Bucket": self.bucket, "Key": self._upload_key(upload, "data")}, self.bucket,
+                         self._blob_key(digest))
         self._delete_upload_objects(upload)
 
     def _delete_upload_objects(self, upload) -> None:
-        for part in ("data", "tail"):
-            self.client.delete_object(Bucket=self.bucket, Key=self._upload_key(upload, part))
+        # Every object of the session, including tails of requests that never committed.
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._upload_key(upload, "")):
+            for item in page.get("Contents", []):
+                self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
 
     def upload_discard(self, upload) -> None:
         mpu = (upload.store_state or {}).get("mpu")
@@ -211,6 +280,13 @@ class S3Store:
             return False
         return True
 
+    def blob_size(self, digest: str) -> int | None:
+        """The stored size, or None when the blob's object is missing."""
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._blob_key(digest))["ContentLength"]
+        except self.client.exceptions.ClientError:
+            return None
+
     def blob_open(self, digest: str, start: int, length: int):
         if length == 0:
             return BytesReader(b"")
@@ -220,6 +296,15 @@ class S3Store:
 
     def blob_delete(self, digest: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._blob_key(digest))
+
+    def blob_quarantine(self, digest: str) -> None:
+        """Move the object aside (kept for inspection), so a verified push can put it back."""
+        source = {"Bucket": self.bucket, "Key": self._blob_key(digest)}
+        try:
+            self.client.copy(source, self.bucket, f"{self.prefix}quarantine/{_blob_subpath(digest)}")
+        except self.client.exceptions.ClientError:
+            return  # already gone: nothing to keep
+        self.client.delete_object(**source)
 
 
 class BytesReader:

@@ -14,9 +14,9 @@ from registry.services import (
     upload_cancel,
     upload_find,
     upload_finish,
-    upload_location,
     upload_start,
 )
+from registry.upload_writes import upload_location
 
 
 def _push_needs(name):
@@ -73,7 +73,8 @@ def upload_begin(request, name):
         return _created(name, mount)
     upload = upload_start(repository=repository, actor=caller.actor)
     if digest is not None:
-        blob = upload_finish(upload=upload, digest=digest, chunks=body_chunks(request))
+        blob = upload_finish(upload=upload, digest=digest, chunks=body_chunks(request),
+                             length=declared_length(request))
         return _created(name, blob.digest)
     return _progress(upload)
 
@@ -102,19 +103,20 @@ def _patch(request, name, upload):
         if length is not None and length != end - start + 1:
             raise RegistryError("RANGE_INVALID", "Content-Range and Content-Length disagree",
                                 headers={"Range": f"0-{max(upload.offset - 1, 0)}"})
-    upload = upload_append(upload=upload, chunks=body_chunks(request), start=start)
+    upload = upload_append(upload=upload, chunks=body_chunks(request), start=start,
+                           length=declared_length(request))
     return _progress(upload)
 
 
 def _put(request, name, upload):
     digest = digest_check(request.GET.get("digest", ""))
-    chunks = None
+    chunks = length = None
     if has_body(request):
         window = content_range(request)
         if window is not None and window[0] != upload.offset:
             upload_append(upload=upload, chunks=iter(()), start=window[0])  # raises RANGE_INVALID
-        chunks = body_chunks(request)
-    blob = upload_finish(upload=upload, digest=digest, chunks=chunks)
+        chunks, length = body_chunks(request), declared_length(request)
+    blob = upload_finish(upload=upload, digest=digest, chunks=chunks, length=length)
     return _created(name, blob.digest)
 
 

@@ -288,6 +288,9 @@ TRAIN_REGISTRY_MAX_MANIFEST_BYTES = env_int("TRAIN_REGISTRY_MAX_MANIFEST_BYTES",
 TRAIN_REGISTRY_MAX_BLOB_BYTES = env_int("TRAIN_REGISTRY_MAX_BLOB_BYTES", 64 * 1024**3)
 TRAIN_REGISTRY_MAX_PAGE = env_int("TRAIN_REGISTRY_MAX_PAGE", 1000)
 TRAIN_REGISTRY_UPLOAD_TTL_SECONDS = env_int("TRAIN_REGISTRY_UPLOAD_TTL_SECONDS", 24 * 3600)
+# Seconds a request's claim on an upload session lasts without renewal (renewed while its bytes flow).
+# Only the holder writes; after a holder dies, the session accepts bytes again once this has passed.
+TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS = env_int("TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS", 60)
 # Per account: bytes of the blobs in its repositories plus its unfinished uploads (0: no quota), and how
 # many upload sessions may be open at once (reference: registry.md §3 #14).
 TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES = env_int("TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES", 500 * 1024**3)

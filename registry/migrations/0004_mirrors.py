@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0002_digest_columns_fit_sha512'),
+        ('registry', '0003_upload_lease_and_blob_quarantine'),
     ]
 
     operations = [
