@@ -198,13 +198,19 @@ def links_sweep(*, cutoff: dt.datetime, report: GcReport) -> None:
     blob_ids = _unreferenced_links(cutoff).order_by("blob_id").values_list("blob_id", flat=True).distinct()
     for blob_id in blob_ids.iterator():
         with transaction.atomic():
-            locked = list(Blob.objects.select_for_update().filter(pk=blob_id).values_list("size", flat=True))
-            if not locked:
-                continue
-            # A fresh statement after the lock: it sees a manifest or a push that committed meanwhile.
-            removed = _unreferenced_links(cutoff).filter(blob_id=blob_id).delete()[0]
+            removed, size = _blob_links_remove(blob_id, cutoff)
         for _ in range(removed):
-            report.add("links", locked[0])
+            report.add("links", size)
+
+
+def _blob_links_remove(blob_id: int, cutoff: dt.datetime) -> tuple[int, int]:
+    """In the caller's transaction: lock the blob, then remove its links that are still unreferenced
+    and past the grace; (links removed, blob size)."""
+    locked = list(Blob.objects.select_for_update().filter(pk=blob_id).values_list("size", flat=True))
+    if not locked:
+        return 0, 0
+    # A fresh statement after the lock: it sees a manifest or a push that committed meanwhile.
+    return _unreferenced_links(cutoff).filter(blob_id=blob_id).delete()[0], locked[0]
 
 
 def blobs_sweep(*, cutoff: dt.datetime, report: GcReport) -> None:
