@@ -12,6 +12,7 @@ Every step stands alone: a run killed between two lines leaves nothing that the 
 import datetime as dt
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -44,8 +45,14 @@ class GcReport:
     """What one run removed (or, in a dry run, would remove): counts and bytes per kind."""
 
     dry_run: bool = False
+    deadline: float | None = None  # time.monotonic() after which a run stops, leaving the rest to the next
+    stopped: bool = False
     counts: Counter = field(default_factory=Counter)
     sizes: Counter = field(default_factory=Counter)
+
+    def out_of_time(self) -> bool:
+        self.stopped = self.stopped or (self.deadline is not None and time.monotonic() > self.deadline)
+        return self.stopped
 
     def add(self, kind: str, size: int = 0) -> None:
         self.counts[kind] += 1
@@ -59,13 +66,17 @@ class GcReport:
         lines = [f"{verb} {self.counts[kind]} {text} ({self.sizes[kind]} bytes)"
                  for kind, text in KINDS.items() if kind != "references"]
         lines.append(f"recorded references of {self.counts['references']} manifests")
+        if self.stopped:
+            lines.append("stopped at the time budget; the next run continues")
         return lines
 
 
-def gc_run(*, dry_run: bool = False, now: dt.datetime | None = None) -> GcReport:
-    """One full collection: uploads first (their sessions free slots), then links, blobs, orphans."""
+def gc_run(*, dry_run: bool = False, now: dt.datetime | None = None, budget_seconds: float | None = None) -> GcReport:
+    """One full collection: uploads first (their sessions free slots), then links, blobs, orphans.
+    With `budget_seconds`, it stops between two items once that time has passed."""
     now = now or timezone.now()
-    report = GcReport(dry_run=dry_run)
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    report = GcReport(dry_run=dry_run, deadline=deadline)
     references_record_missing(report=report)
     uploads_reclaim(now=now, report=report)
     blob_cutoff = now - dt.timedelta(seconds=settings.TRAIN_REGISTRY_GC_GRACE_SECONDS)
@@ -134,6 +145,8 @@ def uploads_reclaim(*, now: dt.datetime | None = None, report: GcReport | None =
     stored = {item.name: item for item in store.upload_list()}
     stale = Upload.objects.filter(Q(updated_at__lt=idle_before) | Q(expires_at__lte=now))
     for upload in stale.select_related("repository").iterator():
+        if report.out_of_time():
+            return report
         written = stored.get(str(upload.pk))
         if upload.expires_at > now and written is not None and written.modified >= idle_before:
             continue
@@ -161,6 +174,8 @@ def _upload_debris_remove(store, stored: dict, idle_before: dt.datetime, report:
         live = {str(pk) for pk in Upload.objects.filter(pk__in=[item.name for item in batch])
                 .values_list("pk", flat=True)}
         for item in batch:
+            if report.out_of_time():
+                return
             if item.name in live:
                 continue
             if not report.dry_run:
@@ -197,6 +212,8 @@ def links_sweep(*, cutoff: dt.datetime, report: GcReport) -> None:
         return
     blob_ids = _unreferenced_links(cutoff).order_by("blob_id").values_list("blob_id", flat=True).distinct()
     for blob_id in blob_ids.iterator():
+        if report.out_of_time():
+            return
         with transaction.atomic():
             removed, size = _blob_links_remove(blob_id, cutoff)
         for _ in range(removed):
@@ -220,6 +237,8 @@ def blobs_sweep(*, cutoff: dt.datetime, report: GcReport) -> None:
     store = get_store()
     candidates = _unreferenced_blobs(cutoff, counting_stale_links=not report.dry_run)
     for blob in candidates.only("pk", "digest", "size").iterator():
+        if report.out_of_time():
+            return
         if report.dry_run:
             report.add("blobs", blob.size)
             continue
@@ -238,6 +257,8 @@ def orphans_sweep(*, cutoff: dt.datetime, report: GcReport) -> None:
     for batch in _batches(old):
         known = set(Blob.objects.filter(digest__in=[item.name for item in batch]).values_list("digest", flat=True))
         for item in batch:
+            if report.out_of_time():
+                return
             if item.name in known:
                 continue
             if report.dry_run or _orphan_delete(store, item.name, item.size):

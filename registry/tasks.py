@@ -3,6 +3,8 @@ at once and to be killed at any line (registry/gc.py)."""
 
 import logging
 
+from django.conf import settings
+
 from registry.gc import gc_run, uploads_reclaim
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,8 @@ expire_uploads = reclaim_uploads
 
 def collect_garbage() -> dict:
     """The whole collection: uploads, unreferenced links and blobs, orphaned blob files."""
-    report = gc_run()
+    # Half the task timeout: a run ends on its own and the next one continues where it stopped.
+    report = gc_run(budget_seconds=settings.TRAIN_TASK_TIMEOUT_SECONDS / 2)
     for line in report.lines():
         log.info("registry gc: %s", line)
     return dict(report.counts)

@@ -100,3 +100,12 @@ def test_dry_run_removes_nothing_and_says_what_it_would(v2_operator):
     call_command("registry_gc", stdout=out)
     assert "removed 2 blobs no repository links" in out.getvalue()
     assert not Blob.objects.exists()
+
+
+def test_a_run_out_of_time_stops_and_the_next_one_finishes(v2_operator):
+    digest, _ = v2_operator.push_image("acme/app", "v1")
+    v2_operator.request("DELETE", f"/v2/acme/app/manifests/{digest}")
+    stopped = gc_run(now=hours_later(25), budget_seconds=0)
+    assert stopped.stopped and stopped.count("blobs") == 0
+    assert "stopped at the time budget" in stopped.lines()[-1]
+    assert gc_run(now=hours_later(25)).count("blobs") == 2
