@@ -2,17 +2,18 @@
 and a blob another repository's manifest still names stays there."""
 
 import io
+import os
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from registry.gc import gc_run
-from registry.models import Blob, ManifestReference, RepositoryBlob
+from registry.models import Blob, ManifestReference, RepositoryBlob, Upload
 from registry.services import account_stored_bytes
 from registry.store import get_store
 from tests.registry.conftest import digest_of
-from tests.registry.gc_support import hours_later, private_store  # noqa: F401 (fixture)
+from tests.registry.gc_support import hours_later, orphan_left_by_a_killed_put, private_store  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("private_store")
 
@@ -88,18 +89,26 @@ def test_dry_run_removes_nothing_and_says_what_it_would(v2_operator):
     long_ago = timezone.now() - timezone.timedelta(days=2)
     RepositoryBlob.objects.update(pushed_at=long_ago)
     Blob.objects.update(created_at=long_ago)
+    orphan = b"left by a killed PUT"
+    orphan_left_by_a_killed_put(v2_operator, "acme/app", orphan, digest_of(orphan))
+    os.utime(get_store()._blob_path(digest_of(orphan)), (long_ago.timestamp(),) * 2)
+    Upload.objects.update(updated_at=long_ago)
 
     out = io.StringIO()
     call_command("registry_gc", "--dry-run", stdout=out)
     assert "would remove 2 repository links" in out.getvalue()
     assert "would remove 2 blobs no repository links (" in out.getvalue()
-    assert Blob.objects.count() == 2 and RepositoryBlob.objects.count() == 2
-    assert all(get_store().blob_exists(blob) for blob in blobs_of(document))
+    assert f"would remove 1 blob files without a row ({len(orphan)} bytes)" in out.getvalue()
+    assert f"would remove 1 idle or expired upload sessions ({len(orphan)} bytes)" in out.getvalue()
+    assert Blob.objects.count() == 2 and RepositoryBlob.objects.count() == 2 and Upload.objects.count() == 1
+    assert all(get_store().blob_exists(blob) for blob in [*blobs_of(document), digest_of(orphan)])
 
     out = io.StringIO()
     call_command("registry_gc", stdout=out)
     assert "removed 2 blobs no repository links" in out.getvalue()
-    assert not Blob.objects.exists()
+    assert "removed 1 blob files without a row" in out.getvalue()
+    assert not Blob.objects.exists() and not Upload.objects.exists()
+    assert not get_store().blob_exists(digest_of(orphan))
 
 
 def test_a_run_out_of_time_stops_and_the_next_one_finishes(v2_operator):
