@@ -7,7 +7,7 @@ byte for byte, because their digest is the digest of exactly those bytes."""
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -69,6 +69,32 @@ class Blob(models.Model):
         self.quarantined_at = None
         return bool(won)
 
+    # Garbage collection deletes a link or a blob only while holding its Blob row lock, and so does
+    # everything that links a blob or names it in a manifest (docs/decisions/0038-*.md).
+
+    @classmethod
+    def lock(cls, digests) -> list[int]:
+        """Lock the rows of `digests` that exist until the end of the caller's transaction (in id
+        order, so two lockers never deadlock); returns their ids. Read anything that must hold under
+        the lock in a later statement: PostgreSQL re-checks only the locked row, not joins."""
+        return list(cls.objects.select_for_update().filter(digest__in=set(digests)).order_by("pk")
+                    .values_list("pk", flat=True))
+
+    @classmethod
+    def lock_or_create(cls, *, digest: str, size: int) -> tuple["Blob", bool]:
+        """(the row of `digest`, whether this call created it), locked until the end of the caller's
+        transaction."""
+        for _ in range(3):
+            blob = cls.objects.select_for_update().filter(digest=digest).first()
+            if blob is not None:
+                return blob, False
+            try:
+                with transaction.atomic():
+                    return cls.objects.create(digest=digest, size=size), True
+            except IntegrityError:
+                continue  # created meanwhile: lock that row
+        return cls.objects.select_for_update().get(digest=digest), False
+
 
 class RepositoryBlob(models.Model):
     """A blob is visible in a repository only through this link, made by a push or a mount."""
@@ -76,6 +102,10 @@ class RepositoryBlob(models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="blob_links")
     blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="links")
     created_at = models.DateTimeField(default=timezone.now)
+    # The latest push or mount of this blob into this repository. Garbage collection keeps a link that
+    # no manifest of the repository references for a grace period from here, so a client can upload
+    # blobs now and put the manifest naming them later (registry/gc.py).
+    pushed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "blob"], name="one_link_per_repository_blob")]
@@ -105,6 +135,30 @@ class Manifest(models.Model):
 
     def __str__(self):
         return f"{self.repository.name}@{self.digest}"
+
+
+class ManifestReference(models.Model):
+    """A digest a stored manifest names, recorded when it is put, so garbage collection finds what is
+    referenced without parsing every manifest: `blob` for an image's config and layers (these keep
+    blobs alive), `manifest` for an index's children (recorded so every manifest has rows)."""
+
+    BLOB, MANIFEST = "blob", "manifest"
+    manifest = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="references")
+    digest = models.CharField(max_length=DIGEST_MAX_LENGTH)
+    kind = models.CharField(max_length=8, choices=[(BLOB, "blob"), (MANIFEST, "manifest")])
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["manifest", "digest", "kind"], name="one_reference_per_digest")]
+        indexes = [models.Index(fields=["digest", "kind"])]
+
+    def __str__(self):
+        return f"{self.manifest_id} → {self.digest}"
+
+    @classmethod
+    def record(cls, manifest: Manifest, *, blobs, children) -> None:
+        rows = [cls(manifest=manifest, digest=digest, kind=cls.BLOB) for digest in set(blobs)]
+        rows += [cls(manifest=manifest, digest=digest, kind=cls.MANIFEST) for digest in set(children)]
+        cls.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 class Tag(models.Model):
@@ -251,6 +305,16 @@ class Upload(models.Model):
         if won:
             self.lease_token, self.lease_expires_at = "", None
         return bool(won)
+
+    def reclaim(self, *, idle_before, now) -> bool:
+        """Delete this session's row if it is still idle since `idle_before` (or expired at `now`):
+        False when a request touched it meanwhile. The caller discards the stored bytes only after
+        winning, so a live session never loses its bytes."""
+        stale = models.Q(updated_at__lt=idle_before) | models.Q(expires_at__lte=now)
+        # Never under a live request's lease (unless the whole session expired): it may be writing.
+        won = (Upload.objects.filter(stale, pk=self.pk, offset=self.offset, updated_at=self.updated_at)
+               .exclude(lease_expires_at__gt=now, expires_at__gt=now).delete()[0])
+        return won > 0
 
 
 class LoginFailure(models.Model):

@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from registry import quota
 from registry.errors import RegistryError
+from registry.gc import uploads_reclaim
 from registry.hashing import ResumableSha256, algorithm_of, digest_bytes, digest_chunks, new_hasher, saved_state
 from registry.manifests import INT64_MAX, manifest_parse
-from registry.models import Blob, Manifest, Repository, RepositoryBlob, Tag, TagEvent, Upload
+from registry.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, TagEvent, Upload
 from registry.names import account_of, reference_kind
 from registry.store import UploadDamaged, get_store
 from registry.upload_writes import Metered, Renewing, lease_lost, lease_take, range_error
@@ -50,11 +51,15 @@ def blob_in_repository(*, repository: Repository | None, digest: str) -> Blob | 
 
 
 def _link(repository: Repository, blob: Blob) -> None:
+    """Link `blob` (whose row the caller holds locked) into `repository`, or refresh the link's push
+    time: garbage collection's grace runs from the latest push or mount."""
     try:
         with transaction.atomic():
-            RepositoryBlob.objects.get_or_create(repository=repository, blob=blob)
+            link, created = RepositoryBlob.objects.get_or_create(repository=repository, blob=blob)
     except IntegrityError:
-        pass  # a concurrent push linked it first
+        return  # a concurrent push linked it first (and so refreshed it)
+    if not created:
+        RepositoryBlob.objects.filter(pk=link.pk).update(pushed_at=timezone.now())
 
 
 # --- uploads ---------------------------------------------------------------------------------------
@@ -183,23 +188,25 @@ def _promote(upload: Upload, token: str, digest: str) -> Blob:
     actual = _digest_of(upload, algorithm_of(digest))
     if actual != digest:
         raise RegistryError("DIGEST_INVALID", detail={"Digest": digest, "Actual": actual})
-    existing = Blob.objects.filter(digest=digest, quarantined_at__isnull=True).first()
-    if existing is not None:
-        store.upload_discard(upload)
-    else:
-        if upload.lease_taken_over and store.REHASH_AFTER_TAKEOVER:
-            stored = _stored_digest(upload, token, digest)
-            if stored != digest:
-                log.error("upload %s: stored bytes hash to %s, not %s", upload.pk, stored, digest)
-                raise RegistryError("DIGEST_INVALID", "the stored upload does not match its digest; push again",
-                                    detail={"Digest": digest, "Actual": stored})
-        store.upload_promote(upload, digest)
+    existing = Blob.objects.filter(digest=digest, quarantined_at__isnull=True).exists()
+    if not existing and upload.lease_taken_over and store.REHASH_AFTER_TAKEOVER:
+        stored = _stored_digest(upload, token, digest)
+        if stored != digest:
+            log.error("upload %s: stored bytes hash to %s, not %s", upload.pk, stored, digest)
+            raise RegistryError("DIGEST_INVALID", "the stored upload does not match its digest; push again",
+                                detail={"Digest": digest, "Actual": stored})
     with transaction.atomic():
         # Under the account's lock: the upload's reservation becomes a linked blob in one step.
         quota.account_lock(upload.repository.account_id)
-        blob, created = Blob.objects.get_or_create(digest=digest, defaults={"size": upload.offset})
-        if existing is None and not created:
-            blob.quarantine_lift()
+        # Promote under the blob's row lock: garbage collection deletes a blob's file only under that
+        # lock, so the file the link is made for is there when the link commits.
+        blob, created = Blob.lock_or_create(digest=digest, size=upload.offset)
+        if not created and blob.quarantined_at is None:
+            store.upload_discard(upload)  # served already: nothing of this upload replaces it
+        else:
+            store.upload_promote(upload, digest)
+            if blob.quarantined_at is not None:
+                blob.quarantine_lift()
         _link(upload.repository, blob)
         Upload.objects.filter(pk=upload.pk).delete()
     return blob
@@ -211,24 +218,20 @@ def upload_cancel(*, upload: Upload) -> None:
 
 
 def uploads_expire(*, now=None) -> int:
-    """Discard sessions past their expiry (and their stored bytes). Safe to run twice at once."""
-    now = now or timezone.now()
-    count = 0
-    for upload in Upload.objects.select_related("repository").filter(expires_at__lte=now).iterator():
-        try:
-            get_store().upload_discard(upload)
-        except Exception:  # the store may be briefly unreachable; the row stays for the next run
-            log.exception("could not discard upload %s", upload.pk)
-            continue
-        count += Upload.objects.filter(pk=upload.pk).delete()[0]
-    return count
+    """Discard expired and idle sessions with their stored bytes (registry/gc.py); how many."""
+    return uploads_reclaim(now=now).count("uploads")
 
 
 def blob_mount(*, repository: Repository, source: Repository | None, digest: str) -> Blob | None:
     """Link `digest` from `source` into `repository` if `source` has it (the caller's pull right on
     `source` is checked by the view). None means: fall back to an upload."""
     blob = blob_in_repository(repository=source, digest=digest)
-    if blob is not None:
+    if blob is None:
+        return None
+    with transaction.atomic():
+        # Under the blob's lock, re-read the source's link: garbage collection may just have removed it.
+        if not Blob.lock([digest]) or not RepositoryBlob.objects.filter(repository=source, blob=blob).exists():
+            return None
         _link(repository, blob)
     return blob
 
@@ -245,8 +248,11 @@ def manifest_find(*, repository: Repository | None, reference: str) -> Manifest 
 
 
 def _check_references(repository: Repository, parsed) -> int:
-    """MANIFEST_BLOB_UNKNOWN unless every blob and child is in `repository`; returns the total size."""
-    linked = dict(RepositoryBlob.objects.filter(repository=repository, blob__digest__in=set(parsed.blobs),
+    """MANIFEST_BLOB_UNKNOWN unless every blob and child is in `repository`; returns the total size.
+    Runs in manifest_put's transaction and leaves the blobs' rows locked until the manifest and its
+    references commit, so garbage collection cannot remove a link or blob checked here."""
+    locked = Blob.lock(parsed.blobs)
+    linked = dict(RepositoryBlob.objects.filter(repository=repository, blob_id__in=locked,
                                                 blob__quarantined_at__isnull=True)
                   .values_list("blob__digest", "blob__size"))
     for digest in parsed.blobs:
@@ -273,14 +279,16 @@ def manifest_put(*, repository: Repository, reference: str, content_type: str, b
         raise RegistryError("DIGEST_INVALID", "the manifest does not hash to the digest it was pushed as",
                             detail={"Digest": reference, "Actual": digest})
     parsed = manifest_parse(content_type, body)
-    total_size = _check_references(repository, parsed)
     with transaction.atomic():
+        total_size = _check_references(repository, parsed)
         manifest, created = Manifest.objects.get_or_create(repository=repository, digest=digest, defaults={
             "media_type": parsed.media_type, "size": len(body), "content": body, "subject_digest": parsed.subject,
             "artifact_type": parsed.artifact_type, "total_size": total_size, "pushed_by": actor[:200]})
         if not created and manifest.media_type != parsed.media_type:
             raise RegistryError("MANIFEST_INVALID", "this digest is already stored with another media type",
                                 detail={"mediaType": manifest.media_type})
+        if created:
+            ManifestReference.record(manifest, blobs=parsed.blobs, children=parsed.children)
         for name in dict.fromkeys(([reference] if kind == "tag" else []) + list(tags)):
             tag_move(repository=repository, name=name, manifest=manifest, actor=actor)
         Repository.objects.filter(pk=repository.pk).update(last_push_at=timezone.now())

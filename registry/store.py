@@ -9,10 +9,14 @@ committed offset, by the request holding its lease; `upload_committed` after the
 a lease takeover) → `upload_promote` (into its content address, replacing whatever was there) or
 `upload_discard`. A blob that fails `manage.py registry_verify` is moved aside with `blob_quarantine`."""
 
+import datetime as dt
 import os
+import shutil
+import uuid
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -49,6 +53,32 @@ HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 
 class UploadDamaged(Exception):
     """The store holds something other than the bytes the upload's commits recorded."""
+
+
+class StoredItem(NamedTuple):
+    """What garbage collection sees of a stored blob (`name` is its digest) or of the stored bytes of
+    an upload session (`name` is the session's UUID): size and last write."""
+
+    name: str
+    size: int
+    modified: dt.datetime
+
+
+def _digest_from_hex(hex_: str, algorithm: str = "sha256") -> str | None:
+    if len(hex_) == HEX_LENGTHS[algorithm] and all(c in "0123456789abcdef" for c in hex_):
+        return f"{algorithm}:{hex_}"
+    return None
+
+
+def _upload_id(name: str) -> str | None:
+    try:
+        return str(uuid.UUID(name)) if len(name) == 36 else None
+    except ValueError:
+        return None
+
+
+def _mtime(stat) -> dt.datetime:
+    return dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC)
 
 
 def _hex(digest: str) -> str:
@@ -145,6 +175,36 @@ class FilesystemStore:
             os.replace(self._blob_path(digest), target)
         except FileNotFoundError:
             pass
+
+    # --- listing, for garbage collection ---
+
+    def blob_list(self) -> Iterator[StoredItem]:
+        for algorithm in HEX_LENGTHS:
+            directory = self.root / "blobs" / algorithm
+            for shard in sorted(directory.iterdir()) if directory.is_dir() else ():
+                for path in sorted(shard.iterdir()) if shard.is_dir() else ():
+                    digest = _digest_from_hex(path.name, algorithm)
+                    if digest and path.is_file():
+                        stat = path.stat()
+                        yield StoredItem(digest, stat.st_size, _mtime(stat))
+
+    def upload_list(self) -> Iterator[StoredItem]:
+        for path in sorted((self.root / "uploads").iterdir()):
+            upload_id = _upload_id(path.name)
+            if upload_id is None:
+                continue
+            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+            stats = [f.stat() for f in files] or [path.stat()]
+            yield StoredItem(upload_id, sum(st.st_size for st in stats if files),
+                             max(_mtime(st) for st in stats))
+
+    def upload_remove(self, upload_id: str) -> None:
+        """Remove whatever is stored for session `upload_id` (which has no row any more)."""
+        path = self.root / "uploads" / str(uuid.UUID(upload_id))
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 class S3Store:
@@ -305,6 +365,56 @@ class S3Store:
         except self.client.exceptions.ClientError:
             return  # already gone: nothing to keep
         self.client.delete_object(**source)
+
+    # --- listing, for garbage collection ---
+
+    def _objects(self, prefix: str) -> Iterator[dict]:
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def _multipart_uploads(self, prefix: str) -> Iterator[dict]:
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Uploads", [])
+
+    def blob_list(self) -> Iterator[StoredItem]:
+        for algorithm in HEX_LENGTHS:
+            prefix = f"{self.prefix}blobs/{algorithm}/"
+            for item in self._objects(prefix):
+                digest = _digest_from_hex(item["Key"][len(prefix):], algorithm)
+                if digest:
+                    yield StoredItem(digest, item["Size"], item["LastModified"])
+
+    def upload_list(self) -> Iterator[StoredItem]:
+        prefix = f"{self.prefix}uploads/"
+        found: dict[str, tuple[int, dt.datetime]] = {}
+
+        def add(key: str, size: int, modified: dt.datetime) -> None:
+            upload_id = _upload_id(key[len(prefix):].split("/", 1)[0])
+            if upload_id:
+                total, latest = found.get(upload_id, (0, modified))
+                found[upload_id] = (total + size, max(latest, modified))
+
+        for item in self._objects(prefix):
+            add(item["Key"], item["Size"], item["LastModified"])
+        for mpu in self._multipart_uploads(prefix):
+            add(mpu["Key"], 0, mpu["Initiated"])
+            for page in self.client.get_paginator("list_parts").paginate(
+                    Bucket=self.bucket, Key=mpu["Key"], UploadId=mpu["UploadId"]):
+                for part in page.get("Parts", []):
+                    add(mpu["Key"], part["Size"], part["LastModified"])
+        for upload_id, (size, modified) in sorted(found.items()):
+            yield StoredItem(upload_id, size, modified)
+
+    def upload_remove(self, upload_id: str) -> None:
+        """Remove whatever is stored for session `upload_id` (which has no row any more)."""
+        prefix = f"{self.prefix}uploads/{uuid.UUID(upload_id)}/"
+        for mpu in list(self._multipart_uploads(prefix)):
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=mpu["Key"], UploadId=mpu["UploadId"])
+            except self.client.exceptions.ClientError:
+                pass  # completed or aborted meanwhile
+        for item in list(self._objects(prefix)):
+            self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
 
 
 class BytesReader:

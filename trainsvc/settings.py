@@ -297,6 +297,18 @@ TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES = env_int("TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES
 TRAIN_REGISTRY_MAX_OPEN_UPLOADS = env_int("TRAIN_REGISTRY_MAX_OPEN_UPLOADS", 100)
 TRAIN_REGISTRY_LOGIN_FAILURES = env_int("TRAIN_REGISTRY_LOGIN_FAILURES", 10)
 TRAIN_REGISTRY_LOGIN_WINDOW_SECONDS = env_int("TRAIN_REGISTRY_LOGIN_WINDOW_SECONDS", 600)
+# Garbage collection (registry/gc.py, docs/decisions/0038-*.md). An upload session that received no
+# bytes for this long is discarded with its bytes, freeing the account's slot (seconds; a client whose
+# connection dropped resumes within minutes or starts over).
+TRAIN_REGISTRY_UPLOAD_IDLE_SECONDS = env_int("TRAIN_REGISTRY_UPLOAD_IDLE_SECONDS", 3600)
+# How long a blob no manifest references is kept after its last push or mount, and a blob file without
+# a row after its last write (seconds). It must cover a whole push: clients upload every blob before the
+# manifest naming them, and a multi-GB push over a slow link takes hours. A day, as long as an upload
+# session may live, and far above the idle timeout (so a promoted upload file is never taken for an
+# orphan).
+TRAIN_REGISTRY_GC_GRACE_SECONDS = env_int("TRAIN_REGISTRY_GC_GRACE_SECONDS", 24 * 3600)
+# How often the worker runs the whole collection (minutes; idle uploads are reclaimed every 10).
+TRAIN_REGISTRY_GC_INTERVAL_MINUTES = env_int("TRAIN_REGISTRY_GC_INTERVAL_MINUTES", 60)
 
 # --- Backends -------------------------------------------------------------------------------------
 TRAIN_LOCAL_BACKEND = env_bool("TRAIN_LOCAL_BACKEND", default=not PRODUCTION)

@@ -8,8 +8,13 @@ from django_q.models import Schedule
 SCHEDULES = [
     ("train: poll due jobs", "jobs.tasks.poll_due_jobs", lambda: max(1, settings.TRAIN_POLL_INTERVAL_SECONDS // 60)),
     ("train: sweep jobs", "jobs.tasks.sweep_jobs", lambda: 1),
-    ("train: expire registry uploads", "registry.tasks.expire_uploads", lambda: 60),
+    # Idle sessions hold an account's upload slots: reclaim them soon after the idle timeout.
+    ("train: reclaim registry uploads", "registry.tasks.reclaim_uploads", lambda: 10),
+    ("train: registry gc", "registry.tasks.collect_garbage", lambda: settings.TRAIN_REGISTRY_GC_INTERVAL_MINUTES),
 ]
+# Names this command created before and no longer wants. (Missed runs are not caught up: Q_CLUSTER
+# sets catch_up off, so a worker that was down runs each schedule once, not once per missed period.)
+RETIRED = ["train: expire registry uploads"]
 
 
 class Command(BaseCommand):
@@ -17,6 +22,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
+        Schedule.objects.filter(name__in=RETIRED).delete()
         for name, func, minutes in SCHEDULES:
             rows = list(Schedule.objects.select_for_update().filter(name=name).order_by("id"))
             for extra in rows[1:]:
