@@ -270,8 +270,9 @@ TRAIN_LOCAL_MOUNT_ROOTS = [
     Path(p).resolve() for p in env_list("TRAIN_LOCAL_MOUNT_ROOTS", [str(TRAIN_DATA_DIR / "storage")])
 ]
 TRAIN_LOCAL_KILL_GRACE_SECONDS = env_int("TRAIN_LOCAL_KILL_GRACE_SECONDS", 10)
-# sagemaker: an account's `endpoint_url` (VPC endpoint, emulator) may only name these hosts (a leading
-# "." matches subdomains), so no account can aim Train's signed AWS requests at an internal service.
+# sagemaker: an account's endpoints (`endpoint_url`, `sts_endpoint_url`, `logs_endpoint_url`: VPC
+# endpoints, emulators) may only name these hosts (exact, or a leading "." for any host name under it),
+# so no account can aim Train's signed AWS requests at an internal service (decision 0057).
 TRAIN_AWS_ENDPOINT_HOSTS = env_list(
     "TRAIN_AWS_ENDPOINT_HOSTS",
     [".amazonaws.com", ".amazonaws.com.cn", ".api.aws"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),

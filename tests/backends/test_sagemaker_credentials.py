@@ -48,4 +48,4 @@ def test_without_a_role_trains_own_credentials_are_used(sagemaker_config, fake_c
 def test_no_aws_secret_is_stored(sagemaker_account):
     stored = BackendConfig.objects.get(account=sagemaker_account, backend="sagemaker").config
     assert set(stored) <= {"region", "execution_role_arn", "output_s3_uri", "checkpoint_s3_uri",
-                           "assume_role_arn", "endpoint_url", "external_id"}
+                           "assume_role_arn", "endpoint_url", "sts_endpoint_url", "logs_endpoint_url", "external_id"}
