@@ -59,10 +59,18 @@ def test_the_local_backend_is_off_in_production(tmp_path):
     assert "local" not in result.stdout
 
 
-def test_the_local_backend_can_be_turned_on_in_production(tmp_path):
-    result = run(["-c", PRINT_BACKENDS], production_env(tmp_path, TRAIN_LOCAL_BACKEND="1"))
+def test_the_local_backend_can_be_turned_on_in_production_for_a_single_tenant(tmp_path):
+    env = production_env(tmp_path, TRAIN_LOCAL_BACKEND="1", TRAIN_LOCAL_SINGLE_TENANT="1")
+    result = run(["-c", PRINT_BACKENDS], env)
     assert result.returncode == 0, result.stderr
     assert "'local'" in result.stdout
+
+
+def test_production_refuses_the_local_backend_without_the_single_tenant_setting(tmp_path):
+    result = run(["-c", PRINT_BACKENDS], production_env(tmp_path, TRAIN_LOCAL_BACKEND="1"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "TRAIN_LOCAL_SINGLE_TENANT=1" in result.stderr
 
 
 def test_healthz_answers_200(client):
