@@ -115,6 +115,9 @@ class LocalBackend(Backend):
                         private=[Path(settings.TRAIN_REGISTRY_SIGNING_KEY), *sqlite], isolating=isolating)
         if isolating:
             self.run_root.chmod(0o711)
+            for root in settings.TRAIN_LOCAL_MOUNT_ROOTS:
+                if root.parent == data_dir and root.is_dir():
+                    root.chmod(root.stat().st_mode | 0o055)  # created by Train, for jobs to read
             if (blocked := unreachable_parent(self.run_root)) is not None and blocked != data_dir:
                 raise BackendError(f"Local job users cannot pass through {blocked}: allow it (chmod o+x) or "
                                    "move TRAIN_DATA_DIR.", permanent=True)

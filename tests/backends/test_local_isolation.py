@@ -68,8 +68,8 @@ def backend(settings):
 
 @pytest.fixture
 def mount(storage_dir):
-    """Data the job may read, as an operator would place it (readable by job users)."""
-    storage_dir.chmod(0o755)
+    """Data the job may read, placed as an operator would (world-readable). The mount root itself was
+    created by Train (private): the backend opens it to job users."""
     (storage_dir / "data.txt").write_text("training data\n")
     (storage_dir / "data.txt").chmod(0o644)
     return Mount(source=f"file://{storage_dir}", mode="ro")
