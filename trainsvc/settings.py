@@ -58,8 +58,12 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 PORT = env_int("PORT", 8000)
 
 # Everything Train writes (the SQLite database, registry blobs, the token signing key, job run
-# directories) is private to Train's user: local jobs run as other users and must not read it.
-os.umask(0o077)
+# directories) is private to Train's user: local jobs run as other users and must not read it. Octal;
+# 027 lets a group read (gateways and workers running as different users of one group).
+TRAIN_UMASK = int(os.environ.get("TRAIN_UMASK", "077"), 8)
+if TRAIN_UMASK & 0o007 != 0o007:
+    raise ImproperlyConfigured("TRAIN_UMASK must deny all access to other users (end in 7, e.g. 077 or 027).")
+os.umask(TRAIN_UMASK)
 TRAIN_DATA_DIR = Path(os.environ.get("TRAIN_DATA_DIR", BASE_DIR / "var")).resolve()
 TRAIN_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
