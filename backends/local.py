@@ -112,7 +112,8 @@ class LocalBackend(Backend):
                   if database["ENGINE"].endswith("sqlite3")]
         data_dir = Path(settings.TRAIN_DATA_DIR)
         secure_data_dir(data_dir, reachable=[self.run_root, *settings.TRAIN_LOCAL_MOUNT_ROOTS],
-                        private=[Path(settings.TRAIN_REGISTRY_SIGNING_KEY), *sqlite], isolating=isolating)
+                        private=[Path(settings.TRAIN_REGISTRY_SIGNING_KEY), Path(settings.TRAIN_REGISTRY_DATA_DIR),
+                                 *sqlite], isolating=isolating)
         if isolating:
             self.run_root.chmod(0o711)
             for root in settings.TRAIN_LOCAL_MOUNT_ROOTS:

@@ -85,7 +85,13 @@ def claim_job_uid(uid_dir: Path, *, base: int, count: int, start: int) -> tuple[
     return None
 
 
+# Never act as a system or login user: the settings refuse such ranges, and this guards the kill(-1).
+MIN_JOB_UID = 65536
+
+
 def _become(uid: int) -> None:
+    if uid < MIN_JOB_UID:
+        raise PermissionError(errno.EPERM, f"refusing to run a job as user id {uid}")
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)

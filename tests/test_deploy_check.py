@@ -83,3 +83,10 @@ def test_readyz_answers_200_when_the_database_does(client, db):
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("base", ["0", "1000", "65535", str(2**31)])
+def test_local_job_user_ids_may_not_be_system_or_login_users(tmp_path, base):
+    result = run(["-c", "import trainsvc.settings"], production_env(tmp_path, TRAIN_LOCAL_JOB_UID_BASE=base))
+    assert result.returncode != 0
+    assert "TRAIN_LOCAL_JOB_UID_BASE" in result.stderr

@@ -295,6 +295,11 @@ TRAIN_LOCAL_KILL_GRACE_SECONDS = env_int("TRAIN_LOCAL_KILL_GRACE_SECONDS", 10)
 # [BASE, BASE + COUNT): no passwd entry is needed, and COUNT bounds how many jobs run at once.
 TRAIN_LOCAL_JOB_UID_BASE = env_int("TRAIN_LOCAL_JOB_UID_BASE", 2_000_000)
 TRAIN_LOCAL_JOB_UID_COUNT = env_int("TRAIN_LOCAL_JOB_UID_COUNT", 1000)
+# Above the 16-bit range where system and login users live, and below 2^31 (tools that read ids as
+# signed 32-bit numbers): a job id must never be a real user's, let alone root's.
+if TRAIN_LOCAL_JOB_UID_BASE < 65536 or TRAIN_LOCAL_JOB_UID_COUNT < 1 or \
+        TRAIN_LOCAL_JOB_UID_BASE + TRAIN_LOCAL_JOB_UID_COUNT > 2**31:
+    raise ImproperlyConfigured("TRAIN_LOCAL_JOB_UID_BASE must be at least 65536, with BASE + COUNT at most 2^31.")
 # "none": an isolated job gets a network namespace with loopback only (no database, metadata service
 # or internet); "host": the host's network (then it can reach whatever the host can).
 TRAIN_LOCAL_JOB_NETWORK = os.environ.get("TRAIN_LOCAL_JOB_NETWORK", "none")

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from django.conf import settings
 
-from backends.base import JobSpec, Mount
+from backends.base import BackendError, JobSpec, Mount
 from backends.local import LocalBackend
 from registry.tokens import signing_keys
 from tests.conftest import IN_CI
@@ -173,3 +173,20 @@ def test_without_root_train_data_dir_is_still_private(backend, monkeypatch):
     backend._secure()
     assert settings.TRAIN_DATA_DIR.stat().st_mode & 0o777 == 0o700
     assert backend.build_request(spec("true"), name())["isolation"] is None
+
+
+def test_a_run_root_job_users_cannot_reach_is_refused_at_submission(backend, settings, tmp_path):
+    settings.TRAIN_LOCAL_RUN_DIR = tmp_path / "runs"  # pytest's tmp_path sits in private directories
+    with pytest.raises(BackendError) as excinfo:
+        backend.submit(spec("true"), name())
+    assert excinfo.value.permanent
+    assert "cannot pass through" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("uid", [0, 1000, 65535])
+def test_a_job_never_runs_as_a_system_or_login_user(uid):
+    # The guard in front of setresuid and of kill(-1) (which, as root, would signal every process).
+    from backends.local_isolation import _become
+
+    with pytest.raises(PermissionError):
+        _become(uid)
