@@ -7,6 +7,8 @@ from backends.aws import session
 from backends.aws.sagemaker import SageMakerBackend
 from backends.base import RemoteRef
 from backends.models import BackendConfig
+from tests.backends.conftest import SEED
+from tests.fakecloud import FakeCloud
 
 
 def assume_role_calls(fake_cloud) -> list[dict]:
@@ -41,6 +43,16 @@ def test_without_a_role_trains_own_credentials_are_used(sagemaker_config, fake_c
     config = {key: value for key, value in sagemaker_config.items() if key != "assume_role_arn"}
     SageMakerBackend(config).poll([RemoteRef(name="train-x")])
     assert assume_role_calls(fake_cloud) == []
+    assert fake_cloud.calls[("sagemaker", "DescribeTrainingJob")] == 1
+
+
+def test_assume_role_goes_to_the_sts_endpoint_not_the_sagemaker_one(sagemaker_config, fake_cloud, moto_url):
+    # Behind a SageMaker VPC endpoint, STS is another endpoint: AssumeRole must never be sent to SageMaker's.
+    with FakeCloud(seed=SEED) as sts:
+        sts.fallback_url = moto_url
+        SageMakerBackend({**sagemaker_config, "sts_endpoint_url": sts.url}).poll([RemoteRef(name="train-x")])
+    assert assume_role_calls(fake_cloud) == []
+    assert len(assume_role_calls(sts)) == 1
     assert fake_cloud.calls[("sagemaker", "DescribeTrainingJob")] == 1
 
 
