@@ -104,7 +104,8 @@ def run_isolated(run: Path, spec: dict) -> dict:
     claimed = claim_job_uid(Path(isolation["uid_dir"]), base=isolation["uid_base"], count=isolation["uid_count"],
                             start=zlib.crc32(run.name.encode()))
     if claimed is None:
-        return {"outcome": "failed_to_start", "message": "Every local job user id is in use; try again later."}
+        return {"outcome": "failed_to_start",
+                "message": "Every local job user id is in use (TRAIN_LOCAL_JOB_UID_COUNT jobs are running)."}
     uid, _lock_fd = claimed  # held until this process exits
     kill_processes_of(uid)
     try:
