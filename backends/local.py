@@ -1,8 +1,10 @@
 """The `local` backend: runs the job's command as a process on the Train host.
 
-For development and demos. The image is recorded, not run. Each job gets a run directory named after
-its remote name; a detached supervisor (`backends.local_runner`) runs the process there, so the job
-goes through the same submit / poll / cancel path as a cloud job and survives a worker restart.
+For development, demos and single-tenant hosts. The image is recorded, not run. Each job gets a run
+directory named after its remote name; a detached supervisor (`backends.local_runner`) runs the process
+there, so the job goes through the same submit / poll / cancel path as a cloud job and survives a
+worker restart. When Train runs as root, the process runs as a user of its own, away from Train's files,
+network and other jobs (backends/local_isolation.py, docs/backends/local.md).
 """
 
 import fcntl
@@ -17,11 +19,11 @@ from urllib.parse import unquote, urlsplit
 from django.conf import settings
 
 from backends.base import Backend, BackendError, JobSpec, RemoteRef, RemoteStatus, SpecError
+from backends.local_isolation import can_isolate, secure_data_dir, unreachable_parent
 
 # The job sees a small, explicit environment: the server's own (database URL, cloud credentials) must
 # never leak into user code.
 BASE_ENV = {"LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
-DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 LOG_TAIL_READ_BYTES = 64 * 1024
 
 
@@ -80,7 +82,8 @@ class LocalBackend(Backend):
     # --- translation ------------------------------------------------------------------------------
     def build_request(self, spec: JobSpec, name: str) -> dict:
         run = self.run_dir(name)
-        env = {"PATH": DEFAULT_PATH, "HOME": str(run / "work"), **BASE_ENV, **spec.env, "TRAIN_JOB_ID": spec.job_id}
+        env = {"PATH": settings.TRAIN_LOCAL_PATH, "HOME": str(run / "work"), **BASE_ENV, **spec.env,
+               "TRAIN_JOB_ID": spec.job_id}
         for index, mount in enumerate(spec.storage_mounts):
             env[f"STORAGE_MOUNT_{index}_PATH"] = str(local_mount_path(mount.source))
         return {
@@ -90,16 +93,48 @@ class LocalBackend(Backend):
             "max_runtime_seconds": spec.max_runtime_seconds,
             "kill_grace_seconds": settings.TRAIN_LOCAL_KILL_GRACE_SECONDS,
             "image": spec.image,
+            "isolation": self._isolation(),
         }
+
+    def _isolation(self) -> dict | None:
+        """How the supervisor keeps the job away from Train, or None when Train cannot (not root)."""
+        if not can_isolate():
+            return None
+        return {"uid_base": settings.TRAIN_LOCAL_JOB_UID_BASE, "uid_count": settings.TRAIN_LOCAL_JOB_UID_COUNT,
+                "uid_dir": str(self.run_root / ".uids"), "network": settings.TRAIN_LOCAL_JOB_NETWORK}
+
+    def _secure(self) -> None:
+        """Train's files private, and the run root reachable by job users (never listable)."""
+        isolating = can_isolate()
+        self.run_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        database = settings.DATABASES["default"]
+        sqlite = [Path(f"{database['NAME']}{suffix}") for suffix in ("", "-wal", "-shm")
+                  if database["ENGINE"].endswith("sqlite3")]
+        data_dir = Path(settings.TRAIN_DATA_DIR)
+        secure_data_dir(data_dir, reachable=[self.run_root, *settings.TRAIN_LOCAL_MOUNT_ROOTS],
+                        private=[Path(settings.TRAIN_REGISTRY_SIGNING_KEY), Path(settings.TRAIN_REGISTRY_DATA_DIR),
+                                 *sqlite], isolating=isolating)
+        if isolating:
+            self.run_root.chmod(0o711)
+            for root in settings.TRAIN_LOCAL_MOUNT_ROOTS:
+                if root.parent == data_dir and root.is_dir():
+                    root.chmod(root.stat().st_mode | 0o055)  # created by Train, for jobs to read
+            if (blocked := unreachable_parent(self.run_root)) is not None and blocked != data_dir:
+                raise BackendError(f"Local job users cannot pass through {blocked}: allow it (chmod o+x) or "
+                                   "move TRAIN_DATA_DIR.", permanent=True)
 
     # --- lifecycle --------------------------------------------------------------------------------
     def submit(self, spec: JobSpec, name: str) -> RemoteRef:
         run = self.run_dir(name)
         try:
-            (run / "work").mkdir(parents=True, exist_ok=True)
+            self._secure()
+            run.mkdir(mode=0o700, exist_ok=True)
+            (run / "work").mkdir(mode=0o700, exist_ok=True)
             if not (run / "spec.json").exists():
                 tmp = run / f".spec.{os.getpid()}.tmp"
-                tmp.write_text(json.dumps(self.build_request(spec, name)))
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the env may hold secrets
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(json.dumps(self.build_request(spec, name)))
                 os.replace(tmp, run / "spec.json")
             self._ensure_supervisor(run)
         except OSError as exc:
@@ -124,6 +159,9 @@ class LocalBackend(Backend):
         return {ref: self._observe(self.run_dir(ref.name)) for ref in refs}
 
     def _observe(self, run: Path) -> RemoteStatus:
+        if not run.is_dir():
+            return RemoteStatus(status="FAILED", remote_status="lost",
+                                message=f"The local run directory {run.name} no longer exists.")
         result = _read_json(run / "result.json")
         started = _read_json(run / "started") or {}
         started_at = _parse_time(started.get("at"))
@@ -132,12 +170,16 @@ class LocalBackend(Backend):
         if not started:
             self._ensure_supervisor(run)  # heals a supervisor that died before it could start the job
             return RemoteStatus(status="PENDING", remote_status="queued")
-        if not self._supervisor_alive(run):
-            return RemoteStatus(
-                status="FAILED", remote_status="lost", started_at=started_at,
-                message="The local runner stopped without recording an outcome (was the host restarted?).",
-            )
-        return RemoteStatus(status="IN_PROGRESS", remote_status="running", started_at=started_at)
+        if self._supervisor_alive(run):
+            return RemoteStatus(status="IN_PROGRESS", remote_status="running", started_at=started_at)
+        # The supervisor writes result.json and then exits: it may have done both since the first read.
+        result = _read_json(run / "result.json")
+        if result is not None:
+            return self._from_result(result, started_at)
+        return RemoteStatus(
+            status="FAILED", remote_status="lost", started_at=started_at,
+            message="The local runner stopped without recording an outcome (was the host restarted?).",
+        )
 
     @staticmethod
     def _from_result(result: dict, started_at) -> RemoteStatus:

@@ -3,12 +3,16 @@
 It runs detached from the worker that started it, so a killed worker does not kill the job. The run
 directory is the whole contract with `backends.local.LocalBackend`:
 
-  spec.json    what to run (argv, env, cwd, max runtime, kill grace), written by the backend
+  spec.json    what to run (argv, env, cwd, max runtime, kill grace, isolation), written by the backend
   run.lock     flock held by the one live supervisor for the whole run
   started      written (under the lock) just before the process starts: the job never starts twice
   cancel       written by the backend to ask for a stop
   output.log   the process's stdout and stderr
   result.json  written last: outcome, exit code, times
+
+With `isolation` in the spec (Train runs as root), the process runs as a user id claimed for this run
+(backends/local_isolation.py): `work/` is handed to that user, the run directory opens for it to pass
+through while the job runs and closes again afterwards, and whatever the job left running is killed.
 """
 
 import fcntl
@@ -18,8 +22,11 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
+
+from backends.local_isolation import claim_job_uid, job_preexec, kill_processes_of
 
 WAIT_STEP_SECONDS = 0.2
 
@@ -48,18 +55,32 @@ def stop(child: subprocess.Popen, grace_seconds: float) -> None:
             continue
 
 
-def supervise(run: Path) -> dict:
-    spec = json.loads((run / "spec.json").read_text())
+def start_job(run: Path, spec: dict, uid: int | None) -> subprocess.Popen:
+    """Start the job's process in its own session, as `uid` when given."""
+    env, preexec = spec["env"], None
+    if uid is not None:
+        isolation = spec["isolation"]
+        preexec = job_preexec(uid, private_network=isolation["network"] == "none")
+        # Tools that look the user up by name (getpass) find it in the environment.
+        env = {**env, "USER": f"train-job-{uid}", "LOGNAME": f"train-job-{uid}"}
+        os.chown(spec["cwd"], uid, uid)
+        os.chmod(spec["cwd"], 0o700)
+        run.chmod(0o711)  # the job's user may pass through to work/, never list the run directory
+    with open(run / "output.log", "ab", buffering=0) as log:
+        return subprocess.Popen(
+            spec["argv"], env=env, cwd=spec["cwd"], stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec,
+        )
+
+
+def supervise(run: Path, spec: dict, uid: int | None) -> dict:
     started = time.monotonic()
     write_atomic(run / "started", {"at": now_iso(), "supervisor_pid": os.getpid()})
     try:
-        with open(run / "output.log", "ab", buffering=0) as log:
-            child = subprocess.Popen(
-                spec["argv"], env=spec["env"], cwd=spec["cwd"], stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-    except OSError as exc:
-        return {"outcome": "failed_to_start", "message": f"Could not start {spec['argv'][0]!r}: {exc.strerror}."}
+        child = start_job(run, spec, uid)
+    except (OSError, subprocess.SubprocessError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return {"outcome": "failed_to_start", "message": f"Could not start {spec['argv'][0]!r}: {reason}."}
     stop_requested = []
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append("canceled"))
     while True:
@@ -76,8 +97,27 @@ def supervise(run: Path) -> dict:
             return {"outcome": "expired", "exit_code": child.returncode}
 
 
+def run_isolated(run: Path, spec: dict) -> dict:
+    """Claim a user id for the job, clear it of strays, run the job as it, then close the run
+    directory and kill whatever the job left behind before the id is free again."""
+    isolation = spec["isolation"]
+    claimed = claim_job_uid(Path(isolation["uid_dir"]), base=isolation["uid_base"], count=isolation["uid_count"],
+                            start=zlib.crc32(run.name.encode()))
+    if claimed is None:
+        return {"outcome": "failed_to_start",
+                "message": "Every local job user id is in use (TRAIN_LOCAL_JOB_UID_COUNT jobs are running)."}
+    uid, _lock_fd = claimed  # held until this process exits
+    kill_processes_of(uid)
+    try:
+        return supervise(run, spec, uid)
+    finally:
+        run.chmod(0o700)
+        kill_processes_of(uid)
+
+
 def main(run_dir: str) -> int:
     run = Path(run_dir)
+    os.umask(0o077)  # the run's files (spec, log, result) are Train's alone
     lock_fd = os.open(run / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -85,10 +125,13 @@ def main(run_dir: str) -> int:
         return 0  # another supervisor owns this run
     if (run / "started").exists() or (run / "result.json").exists():
         return 0  # it already ran (or is being reported): never start the job twice
+    spec = json.loads((run / "spec.json").read_text())
     if (run / "cancel").exists():
         result = {"outcome": "canceled", "exit_code": None}
+    elif spec.get("isolation"):
+        result = run_isolated(run, spec)
     else:
-        result = supervise(run)
+        result = supervise(run, spec, None)
     write_atomic(run / "result.json", {**result, "finished_at": now_iso()})
     return 0
 

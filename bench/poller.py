@@ -60,7 +60,8 @@ class QueryCounter:
 def seed(cloud: FakeCloud, count: int) -> tuple[list[str], dict]:
     account = account_create(account_id="bench")
     config = validate_config({"region": "eu-west-1", "execution_role_arn": "arn:aws:iam::123456789012:role/Exec",
-                              "output_s3_uri": "s3://bench-models/out", "endpoint_url": cloud.url}, previous={})
+                              "output_s3_uri": "s3://bench-models/out", "endpoint_url": cloud.url,
+                              "sts_endpoint_url": cloud.url, "logs_endpoint_url": cloud.url}, previous={})
     BackendConfig.objects.create(account=account, backend="sagemaker", config=config)
     now = timezone.now()
     rows = []

@@ -5,7 +5,9 @@ other account, globex). Each is a `Caller` whose `.headers` authenticate API req
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -100,3 +102,13 @@ def staff_client(client, db):
     admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin)
     return client
+
+
+@pytest.fixture
+def job_scratch():
+    """A directory every local job may write markers to. Jobs run as users of their own when the tests
+    run as root, and cannot reach a private tmp_path."""
+    path = Path(tempfile.mkdtemp(prefix="train-scratch-"))
+    path.chmod(0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

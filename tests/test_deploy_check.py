@@ -115,10 +115,18 @@ def test_the_local_backend_is_off_in_production(tmp_path):
     assert "local" not in result.stdout
 
 
-def test_the_local_backend_can_be_turned_on_in_production(tmp_path):
-    result = run(["-c", PRINT_BACKENDS], production_env(tmp_path, TRAIN_LOCAL_BACKEND="1"))
+def test_the_local_backend_can_be_turned_on_in_production_for_a_single_tenant(tmp_path):
+    env = production_env(tmp_path, TRAIN_LOCAL_BACKEND="1", TRAIN_LOCAL_SINGLE_TENANT="1")
+    result = run(["-c", PRINT_BACKENDS], env)
     assert result.returncode == 0, result.stderr
     assert "'local'" in result.stdout
+
+
+def test_production_refuses_the_local_backend_without_the_single_tenant_setting(tmp_path):
+    result = run(["-c", PRINT_BACKENDS], production_env(tmp_path, TRAIN_LOCAL_BACKEND="1"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "TRAIN_LOCAL_SINGLE_TENANT=1" in result.stderr
 
 
 def test_healthz_answers_200(client):
@@ -144,3 +152,10 @@ def test_readyz_says_unreachable_without_the_drivers_words(client, db):
         response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "unreachable"}
+
+
+@pytest.mark.parametrize("base", ["0", "1000", "65535", str(2**31)])
+def test_local_job_user_ids_may_not_be_system_or_login_users(tmp_path, base):
+    result = run(["-c", "import trainsvc.settings"], production_env(tmp_path, TRAIN_LOCAL_JOB_UID_BASE=base))
+    assert result.returncode != 0
+    assert "TRAIN_LOCAL_JOB_UID_BASE" in result.stderr

@@ -4,11 +4,14 @@ Two modes, chosen by TRAIN_ENV:
 - development (default): works with nothing set; SQLite in WAL mode under TRAIN_DATA_DIR, the local
   backend on, DEBUG on.
 - production: refuses to start without a real SECRET_KEY, secure cookies/HSTS/SSL redirect on, local
-  backend off unless TRAIN_LOCAL_BACKEND=1. `manage.py check --deploy` is clean in this mode.
+  backend off unless TRAIN_LOCAL_BACKEND=1 and TRAIN_LOCAL_SINGLE_TENANT=1. `manage.py check --deploy`
+  is clean in this mode.
 """
 
 import ipaddress
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -55,6 +58,13 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "1
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 PORT = env_int("PORT", 8000)
 
+# Everything Train writes (the SQLite database, registry blobs, the token signing key, job run
+# directories) is private to Train's user: local jobs run as other users and must not read it. Octal;
+# 027 lets a group read (gateways and workers running as different users of one group).
+TRAIN_UMASK = int(os.environ.get("TRAIN_UMASK", "077"), 8)
+if TRAIN_UMASK & 0o007 != 0o007:
+    raise ImproperlyConfigured("TRAIN_UMASK must deny all access to other users (end in 7, e.g. 077 or 027).")
+os.umask(TRAIN_UMASK)
 TRAIN_DATA_DIR = Path(os.environ.get("TRAIN_DATA_DIR", BASE_DIR / "var")).resolve()
 TRAIN_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -312,13 +322,57 @@ TRAIN_REGISTRY_GC_INTERVAL_MINUTES = env_int("TRAIN_REGISTRY_GC_INTERVAL_MINUTES
 
 # --- Backends -------------------------------------------------------------------------------------
 TRAIN_LOCAL_BACKEND = env_bool("TRAIN_LOCAL_BACKEND", default=not PRODUCTION)
+# A local job runs on the Train host. Even isolated (docs/backends/local.md) it shares the host's
+# kernel, CPU and disk with Train and every other account's jobs: production must say that one tenant
+# (or only trusted ones) uses this deployment.
+TRAIN_LOCAL_SINGLE_TENANT = env_bool("TRAIN_LOCAL_SINGLE_TENANT", False)
+if PRODUCTION and TRAIN_LOCAL_BACKEND and not TRAIN_LOCAL_SINGLE_TENANT:
+    raise ImproperlyConfigured(
+        "TRAIN_LOCAL_BACKEND=1 in production runs every account's jobs on this host; set "
+        "TRAIN_LOCAL_SINGLE_TENANT=1 to confirm the deployment serves a single tenant (docs/backends/local.md)."
+    )
 TRAIN_LOCAL_RUN_DIR = TRAIN_DATA_DIR / "local-jobs"
 TRAIN_LOCAL_MOUNT_ROOTS = [
     Path(p).resolve() for p in env_list("TRAIN_LOCAL_MOUNT_ROOTS", [str(TRAIN_DATA_DIR / "storage")])
 ]
+if any(root == TRAIN_DATA_DIR or root in TRAIN_DATA_DIR.parents for root in TRAIN_LOCAL_MOUNT_ROOTS):
+    raise ImproperlyConfigured("TRAIN_LOCAL_MOUNT_ROOTS may not contain TRAIN_DATA_DIR: jobs could mount its files.")
 TRAIN_LOCAL_KILL_GRACE_SECONDS = env_int("TRAIN_LOCAL_KILL_GRACE_SECONDS", 10)
-# sagemaker: an account's `endpoint_url` (VPC endpoint, emulator) may only name these hosts (a leading
-# "." matches subdomains), so no account can aim Train's signed AWS requests at an internal service.
+# When Train runs as root, each local job runs as a user id of its own from
+# [BASE, BASE + COUNT): no passwd entry is needed, and COUNT bounds how many jobs run at once.
+TRAIN_LOCAL_JOB_UID_BASE = env_int("TRAIN_LOCAL_JOB_UID_BASE", 2_000_000)
+TRAIN_LOCAL_JOB_UID_COUNT = env_int("TRAIN_LOCAL_JOB_UID_COUNT", 1000)
+# Above the 16-bit range where system and login users live, and below 2^31 (tools that read ids as
+# signed 32-bit numbers): a job id must never be a real user's, let alone root's.
+if TRAIN_LOCAL_JOB_UID_BASE < 65536 or TRAIN_LOCAL_JOB_UID_COUNT < 1 or \
+        TRAIN_LOCAL_JOB_UID_BASE + TRAIN_LOCAL_JOB_UID_COUNT > 2**31:
+    raise ImproperlyConfigured("TRAIN_LOCAL_JOB_UID_BASE must be at least 65536, with BASE + COUNT at most 2^31.")
+# "none": an isolated job gets a network namespace with loopback only (no database, metadata service
+# or internet); "host": the host's network (then it can reach whatever the host can).
+TRAIN_LOCAL_JOB_NETWORK = os.environ.get("TRAIN_LOCAL_JOB_NETWORK", "none")
+if TRAIN_LOCAL_JOB_NETWORK not in ("none", "host"):
+    raise ImproperlyConfigured("TRAIN_LOCAL_JOB_NETWORK must be 'none' or 'host'.")
+
+
+def default_local_path() -> str:
+    """The system directories, after the one holding the python3 Train's own PATH finds first (a
+    pyenv or /opt python), leaving out Train's virtualenv: jobs should not run in Train's environment."""
+    venv_bin = (Path(sys.prefix) / "bin").resolve() if sys.prefix != sys.base_prefix else None
+    dirs = []
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        if entry and Path(entry).resolve() != venv_bin and shutil.which("python3", path=entry):
+            dirs.append(entry)
+            break
+    dirs += [d for d in ("/usr/local/bin", "/usr/bin", "/bin") if d not in dirs]
+    return os.pathsep.join(dirs)
+
+
+# The PATH a local job's command is looked up on (a command without "/" is searched here; one with
+# "/" is relative to the job's work directory).
+TRAIN_LOCAL_PATH = os.environ.get("TRAIN_LOCAL_PATH") or default_local_path()
+# sagemaker: an account's endpoints (`endpoint_url`, `sts_endpoint_url`, `logs_endpoint_url`: VPC
+# endpoints, emulators) may only name these hosts (exact, or a leading "." for any host name under it),
+# so no account can aim Train's signed AWS requests at an internal service (decision 0057).
 TRAIN_AWS_ENDPOINT_HOSTS = env_list(
     "TRAIN_AWS_ENDPOINT_HOSTS",
     [".amazonaws.com", ".amazonaws.com.cn", ".api.aws"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),

@@ -8,11 +8,11 @@ never taken from the caller.
 
 import re
 import secrets
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from backends.base import SpecError
+from backends.common.endpoints import EndpointError, checked_endpoint_url
 
 # The partition-aware shapes from the SageMaker and IAM API models.
 REGION_RE = re.compile(r"\A[a-z]{2}(?:-[a-z]+)+-\d{1,2}\Z")
@@ -23,7 +23,9 @@ S3_URI_MAX_LENGTH = 1024  # SageMaker's S3Uri limit
 EXTERNAL_ID_BYTES = 20  # 40 hex characters; STS accepts 2-1224
 
 REQUIRED = ("region", "execution_role_arn", "output_s3_uri")
-OPTIONAL = ("checkpoint_s3_uri", "assume_role_arn", "endpoint_url")
+# One endpoint per AWS service Train calls: a SageMaker VPC endpoint does not serve STS or Logs.
+ENDPOINTS = ("endpoint_url", "sts_endpoint_url", "logs_endpoint_url")
+OPTIONAL = ("checkpoint_s3_uri", "assume_role_arn", *ENDPOINTS)
 GENERATED = ("external_id",)
 
 
@@ -36,21 +38,19 @@ def s3_uri_error(value) -> str | None:
     return None
 
 
+def aws_endpoint_url(value) -> str:
+    """The canonical form of an AWS endpoint URL, or EndpointError. Only hosts the deployment allows
+    (TRAIN_AWS_ENDPOINT_HOSTS) are accepted, so an account cannot aim Train's signed requests at an
+    internal service (docs/decisions/0057-endpoint-validation.md)."""
+    return checked_endpoint_url(value, allowed_hosts=settings.TRAIN_AWS_ENDPOINT_HOSTS)
+
+
 def endpoint_url_error(value) -> str | None:
-    """Why `value` may not be used as an AWS endpoint, or None. Only hosts the deployment allows
-    (TRAIN_AWS_ENDPOINT_HOSTS) are accepted, so an account cannot aim Train's requests at an
-    internal service."""
-    if not isinstance(value, str) or len(value) > 512:
-        return "Must be an http(s) URL of at most 512 characters."
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") or parts.query:
-        return "Must be a URL such as https://api.sagemaker.eu-west-1.amazonaws.com (no path)."
-    host = parts.hostname.lower()
-    allowed = settings.TRAIN_AWS_ENDPOINT_HOSTS
-    if not any(host == pattern or (pattern.startswith(".") and host.endswith(pattern)) for pattern in allowed):
-        return f"This deployment allows AWS endpoints only on: {', '.join(allowed)}."
-    if parts.scheme == "http" and host not in ("localhost", "127.0.0.1"):
-        return "Use https; plain http is accepted only for a local emulator."
+    """Why `value` may not be used as an AWS endpoint, or None."""
+    try:
+        aws_endpoint_url(value)
+    except EndpointError as exc:
+        return str(exc)
     return None
 
 
@@ -68,7 +68,7 @@ def _field_errors(config: dict) -> dict[str, str]:
         "assume_role_arn": _role_error,
         "output_s3_uri": s3_uri_error,
         "checkpoint_s3_uri": s3_uri_error,
-        "endpoint_url": endpoint_url_error,
+        **{key: endpoint_url_error for key in ENDPOINTS},
     }
     for key, check in checks.items():
         if config.get(key) and key not in errors and (message := check(config[key])):
@@ -95,7 +95,8 @@ def validate_config(config: dict, *, previous: dict) -> dict:
     cleaned["output_s3_uri"] = cleaned["output_s3_uri"].rstrip("/") + "/"
     if "checkpoint_s3_uri" in cleaned:
         cleaned["checkpoint_s3_uri"] = cleaned["checkpoint_s3_uri"].rstrip("/") + "/"
-    if "endpoint_url" in cleaned:
-        cleaned["endpoint_url"] = cleaned["endpoint_url"].rstrip("/")
+    for key in ENDPOINTS:
+        if key in cleaned:
+            cleaned[key] = aws_endpoint_url(cleaned[key])
     cleaned["external_id"] = external_id
     return cleaned

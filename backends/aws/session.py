@@ -5,7 +5,11 @@ role). When the account configured `assume_role_arn`, those are exchanged throug
 the account's ExternalId for short-lived credentials that botocore refreshes before they expire. No
 AWS secret is ever read from or written to the database.
 
-Clients are cached per (region, endpoint, role) in this process: building one costs milliseconds and
+Each AWS service gets its own endpoint (SageMaker, STS, CloudWatch Logs): a SageMaker VPC endpoint
+serves SageMaker only, so AssumeRole and log reads must not be sent to it. An unset endpoint means the
+service's default regional endpoint.
+
+Clients are cached per (region, endpoints, role) in this process: building one costs milliseconds and
 a little memory, and a cached client keeps its connection pool, refreshable credentials and request
 pacing across calls. The cache is an optimisation only; another process builds its own.
 """
@@ -18,6 +22,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.conf import settings
+
+from backends.aws.config import aws_endpoint_url
+from backends.base import BackendError
+from backends.common.endpoints import EndpointError
 
 # Role chaining (Train's own role assuming the account's) caps a session at one hour.
 ASSUME_ROLE_SECONDS = 3600
@@ -38,14 +46,25 @@ class AwsTarget:
     """Where and as whom Train calls AWS for one account."""
 
     region: str
-    endpoint_url: str = ""
+    endpoint_url: str = ""  # SageMaker
+    sts_endpoint_url: str = ""
+    logs_endpoint_url: str = ""
     assume_role_arn: str = ""
     external_id: str = ""
 
     @classmethod
     def from_config(cls, config: dict) -> AwsTarget:
-        return cls(region=config["region"], endpoint_url=config.get("endpoint_url", ""),
-                   assume_role_arn=config.get("assume_role_arn", ""), external_id=config.get("external_id", ""))
+        """The target of a stored configuration. Endpoints are checked again here, so one stored
+        before a tighter allow-list (or by an older release) is never called."""
+        endpoints = {}
+        for key in ("endpoint_url", "sts_endpoint_url", "logs_endpoint_url"):
+            if config.get(key):
+                try:
+                    endpoints[key] = aws_endpoint_url(config[key])
+                except EndpointError as exc:
+                    raise BackendError(f"The configured {key} is not allowed: {exc}", permanent=True) from exc
+        return cls(region=config["region"], assume_role_arn=config.get("assume_role_arn", ""),
+                   external_id=config.get("external_id", ""), **endpoints)
 
 
 class RequestPacer:
@@ -84,18 +103,18 @@ class AwsClients:
         if target.assume_role_arn:
             core.get_component("credential_provider").insert_before("env", _assume_role_provider(target))
         self.session = boto3.Session(botocore_session=core, region_name=target.region)
-        self.sagemaker = self._client("sagemaker", retries=RETRY_ATTEMPTS)
-        self.sagemaker_create = self._client("sagemaker", retries=1)
-        self.logs = self._client("logs", retries=RETRY_ATTEMPTS)
+        self.sagemaker = self._client("sagemaker", target.endpoint_url, retries=RETRY_ATTEMPTS)
+        self.sagemaker_create = self._client("sagemaker", target.endpoint_url, retries=1)
+        self.logs = self._client("logs", target.logs_endpoint_url, retries=RETRY_ATTEMPTS)
 
-    def _client(self, service: str, *, retries: int):
+    def _client(self, service: str, endpoint_url: str, *, retries: int):
         from botocore.config import Config
 
         config = Config(
             connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=settings.TRAIN_AWS_READ_TIMEOUT_SECONDS,
             retries={"mode": "standard", "total_max_attempts": retries}, user_agent_extra="train",
         )
-        client = self.session.client(service, endpoint_url=self.target.endpoint_url or None, config=config)
+        client = self.session.client(service, endpoint_url=endpoint_url or None, config=config)
         client.meta.events.register(f"before-send.{client.meta.service_model.service_id.hyphenize()}", self.pacer.wait)
         return client
 
@@ -109,7 +128,7 @@ def _assume_role_provider(target: AwsTarget):
 
     def fetch() -> dict:
         sts = boto3.Session(region_name=target.region).client(
-            "sts", endpoint_url=target.endpoint_url or None,
+            "sts", endpoint_url=target.sts_endpoint_url or None,
             config=Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, retries={"mode": "standard"}),
         )
         answer = sts.assume_role(RoleArn=target.assume_role_arn, RoleSessionName=ROLE_SESSION_NAME,

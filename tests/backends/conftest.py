@@ -59,12 +59,18 @@ def fake_cloud(moto_url):
         print(f"fake cloud seed {cloud.faults.seed}; calls {dict(cloud.calls)}; faults {dict(cloud.faults.injected)}")
 
 
+def fake_cloud_endpoints(cloud) -> dict:
+    """Every AWS service Train calls, pointed at the fake cloud (it serves SageMaker and forwards STS
+    and CloudWatch Logs to moto)."""
+    return {key: cloud.url for key in ("endpoint_url", "sts_endpoint_url", "logs_endpoint_url")}
+
+
 @pytest.fixture
 def sagemaker_config(fake_cloud) -> dict:
     """A validated configuration that reaches the fake cloud, assuming a role with the ExternalId."""
     return validate_config({
         "region": "eu-west-1", "execution_role_arn": EXECUTION_ROLE, "output_s3_uri": "s3://acme-models/train",
-        "assume_role_arn": GATEWAY_ROLE, "endpoint_url": fake_cloud.url,
+        "assume_role_arn": GATEWAY_ROLE, **fake_cloud_endpoints(fake_cloud),
     }, previous={})
 
 

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import uuid
 
 import pytest
 
@@ -11,8 +12,9 @@ from tests.support.processes import wait_until
 
 
 @pytest.fixture
-def backend(settings, tmp_path):
-    settings.TRAIN_LOCAL_RUN_DIR = tmp_path / "runs"
+def backend(settings):
+    # Under TRAIN_DATA_DIR, as in a deployment: job users can pass through it to their run directory.
+    settings.TRAIN_LOCAL_RUN_DIR = settings.TRAIN_DATA_DIR / f"local-jobs-{uuid.uuid4().hex[:8]}"
     settings.TRAIN_LOCAL_KILL_GRACE_SECONDS = 1
     return LocalBackend()
 
@@ -62,8 +64,8 @@ def test_env_args_and_mounts_reach_the_process_but_server_secrets_do_not(backend
     assert backend.logs(ref) == [f"hi world {storage_dir} job_abc none"]
 
 
-def test_cancel_stops_the_process_group(backend, tmp_path):
-    pid_file = tmp_path / "child.pid"
+def test_cancel_stops_the_process_group(backend, job_scratch):
+    pid_file = job_scratch / "child.pid"
     ref = run(backend, spec("sh", "-c", f"echo $$ > {pid_file}; sleep 60"))
     wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=10, message="job start")
     backend.cancel(ref)
@@ -73,8 +75,8 @@ def test_cancel_stops_the_process_group(backend, tmp_path):
         os.kill(int(pid_file.read_text()), 0)
 
 
-def test_cancel_before_start_never_runs_the_command(backend, tmp_path):
-    marker = tmp_path / "ran"
+def test_cancel_before_start_never_runs_the_command(backend, job_scratch):
+    marker = job_scratch / "ran"
     name = "train-never"
     (backend.run_dir(name)).mkdir(parents=True)
     (backend.run_dir(name) / "cancel").touch()
@@ -88,8 +90,8 @@ def test_max_runtime_expires_the_job(backend):
     assert seen.status == "EXPIRED"
 
 
-def test_submitting_twice_starts_the_process_once(backend, tmp_path):
-    starts = tmp_path / "starts"
+def test_submitting_twice_starts_the_process_once(backend, job_scratch):
+    starts = job_scratch / "starts"
     job = spec("sh", "-c", f"echo start >> {starts}")
     ref = run(backend, job)
     run(backend, job)
@@ -125,3 +127,63 @@ def test_only_file_mounts_under_the_allowed_roots_validate(backend, storage_dir)
 
 def test_remote_ref_is_the_run_name(backend):
     assert run(backend, spec("true"), name="train-x") == RemoteRef(name="train-x", remote_id="train-x")
+
+
+def test_a_supervisor_finishing_between_the_reads_is_not_reported_lost(backend, monkeypatch):
+    """poll reads result.json, then `started`, then the lock. A supervisor that writes result.json
+    and exits in between must be read as finished, not lost."""
+    import json
+
+    ref = run(backend, spec("sleep", "60"))
+    run_dir = backend.run_dir(ref.name)
+    wait_until((run_dir / "started").exists, timeout=10, message="job start")
+    backend.cancel(ref)
+    wait_until((run_dir / "result.json").exists, timeout=20, message="the job to end")
+    result = (run_dir / "result.json").read_text()
+    (run_dir / "result.json").unlink()  # as it was at the first read
+
+    def supervisor_finishes_now(run):
+        (run / "result.json").write_text(result)
+        return False
+
+    monkeypatch.setattr(LocalBackend, "_supervisor_alive", staticmethod(supervisor_finishes_now))
+    seen = backend.poll([ref])[ref]
+    assert (seen.status, seen.remote_status) == ("CANCELED", "canceled"), seen
+    assert json.loads(result)["outcome"] == "canceled"
+
+
+def test_a_vanished_run_directory_is_lost_not_an_error(backend):
+    import shutil
+
+    ref = run(backend, spec("true"))
+    final_status(backend, ref)
+    shutil.rmtree(backend.run_dir(ref.name))
+    seen = backend.poll([ref])[ref]
+    assert (seen.status, seen.remote_status) == ("FAILED", "lost")
+    assert "no longer exists" in seen.message
+
+
+def test_the_hosts_python3_is_on_the_default_path(backend):
+    ref = run(backend, spec("python3", "-c", "import sys; print(sys.version_info[0])"))
+    seen = final_status(backend, ref)
+    assert seen.status == "COMPLETED", (seen, backend.logs(ref))
+    assert backend.logs(ref) == ["3"]
+
+
+def test_commands_are_looked_up_on_train_local_path(backend, settings, job_scratch):
+    tool = job_scratch / "bin" / "train-hello"
+    tool.parent.mkdir()
+    tool.parent.chmod(0o755)
+    tool.write_text("#!/bin/sh\necho hello from the tool\n")
+    tool.chmod(0o755)
+    settings.TRAIN_LOCAL_PATH = f"{tool.parent}:/usr/bin:/bin"
+    ref = run(backend, spec("train-hello"))
+    assert final_status(backend, ref).status == "COMPLETED"
+    assert backend.logs(ref) == ["hello from the tool"]
+
+
+def test_relative_paths_are_relative_to_the_work_directory(backend):
+    script = 'printf "#!/bin/sh\\necho relative ok\\n" > run.sh && chmod +x run.sh && ./run.sh && pwd'
+    ref = run(backend, spec("sh", "-c", script))
+    assert final_status(backend, ref).status == "COMPLETED", backend.logs(ref)
+    assert backend.logs(ref) == ["relative ok", str(backend.run_dir(ref.name) / "work")]

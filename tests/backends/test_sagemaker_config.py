@@ -75,9 +75,21 @@ def test_invalid_configuration_is_400_naming_the_setting(api, operator, changes,
     assert not BackendConfig.objects.filter(backend="sagemaker").exists()
 
 
-def test_aws_hosts_are_allowed_as_endpoints(api, operator):
-    response = put(api, operator, {**VALID, "endpoint_url": "https://vpce-0a1b.api.sagemaker.eu-west-1.vpce.amazonaws.com"})
+@pytest.mark.parametrize(("field", "url"), [
+    ("endpoint_url", "https://vpce-0a1b.api.sagemaker.eu-west-1.vpce.amazonaws.com"),
+    ("sts_endpoint_url", "https://vpce-0a1b.sts.eu-west-1.vpce.amazonaws.com"),
+    ("logs_endpoint_url", "https://logs.eu-west-1.amazonaws.com"),
+])
+def test_aws_hosts_are_allowed_as_endpoints(api, operator, field, url):
+    response = put(api, operator, {**VALID, field: url})
     assert response.status_code == 200, response.content
+    assert response.json()["config"][field] == url
+
+
+def test_the_backslash_userinfo_endpoint_is_400(api, operator):
+    response = put(api, operator, {**VALID, "endpoint_url": "https://127.0.0.1:18351\\@api.sagemaker.eu-west-1.amazonaws.com"})
+    assert response.status_code == 400
+    assert "config.endpoint_url" in response.json()
 
 
 def test_loopback_endpoints_are_refused_where_the_deployment_does_not_allow_them(api, operator, settings):

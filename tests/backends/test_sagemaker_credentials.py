@@ -7,6 +7,8 @@ from backends.aws import session
 from backends.aws.sagemaker import SageMakerBackend
 from backends.base import RemoteRef
 from backends.models import BackendConfig
+from tests.backends.conftest import SEED
+from tests.fakecloud import FakeCloud
 
 
 def assume_role_calls(fake_cloud) -> list[dict]:
@@ -44,8 +46,18 @@ def test_without_a_role_trains_own_credentials_are_used(sagemaker_config, fake_c
     assert fake_cloud.calls[("sagemaker", "DescribeTrainingJob")] == 1
 
 
+def test_assume_role_goes_to_the_sts_endpoint_not_the_sagemaker_one(sagemaker_config, fake_cloud, moto_url):
+    # Behind a SageMaker VPC endpoint, STS is another endpoint: AssumeRole must never be sent to SageMaker's.
+    with FakeCloud(seed=SEED) as sts:
+        sts.fallback_url = moto_url
+        SageMakerBackend({**sagemaker_config, "sts_endpoint_url": sts.url}).poll([RemoteRef(name="train-x")])
+    assert assume_role_calls(fake_cloud) == []
+    assert len(assume_role_calls(sts)) == 1
+    assert fake_cloud.calls[("sagemaker", "DescribeTrainingJob")] == 1
+
+
 @pytest.mark.django_db
 def test_no_aws_secret_is_stored(sagemaker_account):
     stored = BackendConfig.objects.get(account=sagemaker_account, backend="sagemaker").config
     assert set(stored) <= {"region", "execution_role_arn", "output_s3_uri", "checkpoint_s3_uri",
-                           "assume_role_arn", "endpoint_url", "external_id"}
+                           "assume_role_arn", "endpoint_url", "sts_endpoint_url", "logs_endpoint_url", "external_id"}

@@ -10,7 +10,7 @@ import requests
 from backends.aws.sagemaker import build_request
 from jobs.models import Job, JobEvent
 from jobs.services import job_spec
-from tests.backends.conftest import EXECUTION_ROLE, GATEWAY_ROLE, WORKER_ENV
+from tests.backends.conftest import EXECUTION_ROLE, GATEWAY_ROLE, WORKER_ENV, fake_cloud_endpoints
 from tests.backends.test_sagemaker_poll import put_log_lines
 from tests.backends.test_sagemaker_request import DIGEST, ECR_IMAGE
 from tests.support.processes import gunicorn, qcluster, stop_group, wait_until
@@ -40,7 +40,7 @@ def test_jobs_submitted_through_the_api_run_on_sagemaker(operator, member, fake_
     sm = fake_cloud.sagemaker
     with gunicorn(tmp_path, **WORKER_ENV) as base, qcluster(tmp_path, **WORKER_ENV) as worker:
         config = {"region": "eu-west-1", "execution_role_arn": EXECUTION_ROLE, "assume_role_arn": GATEWAY_ROLE,
-                  "output_s3_uri": "s3://acme-models/train", "endpoint_url": fake_cloud.url}
+                  "output_s3_uri": "s3://acme-models/train", **fake_cloud_endpoints(fake_cloud)}
         put = requests.put(f"{base}/v1/backends/sagemaker", json={"config": config}, headers=operator.http_headers,
                            timeout=10)
         assert put.status_code == 200, put.text

@@ -20,8 +20,8 @@ def terminal_events(job_id):
     return JobEvent.objects.filter(job_id=job_id, to_status__in=TERMINAL_STATUSES).count()
 
 
-def test_completed_failed_canceled_and_expired_jobs(api, operator, tmp_path):
-    started_marker = tmp_path / "long-job-started"
+def test_completed_failed_canceled_and_expired_jobs(api, operator, tmp_path, job_scratch):
+    started_marker = job_scratch / "long-job-started"
     with qcluster(tmp_path):
         ok = submit(api, operator, ["sh", "-c", "echo step 1; sleep 1; echo step 2"])
         bad = submit(api, operator, ["sh", "-c", "echo about to fail; exit 7"])

@@ -19,8 +19,9 @@ def submit_counting_job(api, caller, starts_file):
 
 
 @pytest.mark.parametrize("fault", ["submit_after_create", "poll_after_fetch"])
-def test_killed_worker_loses_nothing_and_starts_the_job_once(api, operator, tmp_path, fresh_faults, fault):
-    starts = tmp_path / "starts"
+def test_killed_worker_loses_nothing_and_starts_the_job_once(api, operator, tmp_path, job_scratch, fresh_faults,
+                                                            fault):
+    starts = job_scratch / "starts"
     with qcluster(tmp_path, TRAIN_FAULTS=f"{fault}:sigkill"):
         job_id = submit_counting_job(api, operator, starts)
         body = wait_for_status(api, operator, job_id, TERMINAL_STATUSES, timeout=120)

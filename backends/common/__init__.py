@@ -1,0 +1,1 @@
+"""What every cloud adapter shares and no single cloud owns: the endpoint allow-list today."""
