@@ -41,7 +41,7 @@ class FakeBackend(Backend):
         self.jobs.setdefault(name, RemoteStatus(status="PENDING", remote_status="Queued"))
         return RemoteRef(name=name, remote_id=f"remote-{name}")
 
-    def find(self, name):
+    def find(self, name, *, job_id):
         self._maybe_fail("find")
         return RemoteRef(name=name, remote_id=f"remote-{name}") if name in self.jobs else None
 
