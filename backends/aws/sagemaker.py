@@ -249,6 +249,7 @@ class SageMakerBackend(Backend):
         for attempt in range(CREATE_TRIES):
             if attempt:
                 time.sleep(CREATE_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            refused = None  # a throttled last try: its retry_after tells the core when to come back
             try:
                 answer = self.clients.sagemaker_create.create_training_job(**request)
                 return RemoteRef(name=name, remote_id=answer["TrainingJobArn"])
@@ -256,6 +257,7 @@ class SageMakerBackend(Backend):
                 if error_code(exc) == "ResourceInUse":
                     return self._adopt(name, spec.job_id)
                 if error_code(exc) in THROTTLING_CODES:
+                    refused = backend_error(exc, "create the training job")
                     continue  # refused, not applied: nothing to look up
                 if http_status(exc) < 500:
                     raise backend_error(exc, "create the training job") from exc
@@ -265,6 +267,8 @@ class SageMakerBackend(Backend):
             # The create may have been applied although its answer was lost: look before retrying.
             if self._describe(name) is not None:
                 return self._adopt(name, spec.job_id)
+        if refused is not None:
+            raise refused
         raise BackendError(f"SageMaker did not confirm the creation of {name} after {CREATE_TRIES} tries.")
 
     def _describe(self, name: str) -> dict | None:
