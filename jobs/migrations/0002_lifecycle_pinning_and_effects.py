@@ -6,11 +6,14 @@ from django.db import migrations, models
 
 def pin_and_settle(apps, schema_editor):
     """Existing jobs are pinned to their account's current configuration (the one they were polled
-    with so far); existing events had their effects run inline, so none is outstanding."""
+    with so far); existing events had their effects run inline, so none is outstanding; unconfirmed
+    cancellations are due for a re-send."""
     Job = apps.get_model("jobs", "Job")
     JobEvent = apps.get_model("jobs", "JobEvent")
     BackendConfig = apps.get_model("backends", "BackendConfig")
     JobEvent.objects.filter(effects_done_at__isnull=True).update(effects_done_at=models.F("at"))
+    Job.objects.filter(status__in=["PENDING", "IN_PROGRESS"], cancel_requested_at__isnull=False).update(
+        next_cancel_at=models.F("cancel_requested_at"))
     for row in BackendConfig.objects.all():
         Job.objects.filter(account_id=row.account_id, backend=row.backend).update(backend_config=row.config)
 
