@@ -10,6 +10,9 @@ created with and builds the backend from that snapshot for every later call on t
 `find` before any re-create after a crash; it classifies a cloud-side cancel after the job's max runtime
 as EXPIRED (`jobs.observations`), so `poll` reports only what the cloud says; it retries transient
 errors on a time budget (the job's pending deadline) and shows `BackendError.waiting` to the user.
+
+What adapters share lives below them, in `backends/common/` (request pacing, the SDK client cache,
+the endpoint allow-list), never in one cloud's folder.
 """
 
 from __future__ import annotations
