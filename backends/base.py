@@ -4,6 +4,15 @@ A backend turns a neutral `JobSpec` into its cloud's native request (`build_requ
 golden-tested), creates the remote job idempotently on a name Train derives from the job id (`submit`),
 finds it again after a crash (`find`), reports states in batches (`poll`), stops it (`cancel`) and
 reads its logs. Nothing here imports a cloud SDK; adapters import theirs lazily.
+
+What the core does around an adapter, so an adapter need not: it pins the configuration a job was
+created with and builds the backend from that snapshot for every later call on the job; it calls
+`find` before any re-create after a crash; it classifies a cloud-side cancel after the job's max runtime
+as EXPIRED (`jobs.observations`), so `poll` reports only what the cloud says; it retries transient
+errors on a time budget (the job's pending deadline) and shows `BackendError.waiting` to the user.
+
+What adapters share lives below them, in `backends/common/` (request pacing, the SDK client cache,
+the endpoint allow-list), never in one cloud's folder.
 """
 
 from __future__ import annotations
@@ -65,7 +74,11 @@ class RemoteStatus:
 
 
 # Returned by `Backend.poll` for a job the cloud reports as not modified since `since`: the job was
-# seen (no back-off), and its status stands.
+# seen (no back-off), and its status stands. Answer it ONLY for a job that the "modified since" query
+# covered: same cloud account, region and scope (tag/label) as the job, and a complete answer (every
+# page read). A job the query could not have returned (another region, a page limit cut the answer
+# short) must be observed directly or left out (the core then backs off), never called UNCHANGED:
+# otherwise a job the query misses looks healthy forever.
 UNCHANGED = RemoteStatus(status=None, remote_status="", message="unchanged since the last poll")
 
 
@@ -77,15 +90,28 @@ class RegistryTarget:
     repository_prefix: str = ""
 
 
+# BackendError.waiting: why a refused create is worth waiting for, in the words shown to the user
+# ("Waiting for quota: <the cloud's message>"). SageMaker ResourceLimitExceeded, Vertex
+# RESOURCE_EXHAUSTED and Azure quota errors are WAITING_QUOTA; a cloud out of the machine type is
+# WAITING_CAPACITY.
+WAITING_QUOTA = "quota"
+WAITING_CAPACITY = "capacity"
+
+
 class BackendError(Exception):
     """A call to the cloud failed. `permanent` means retrying the same request cannot succeed
-    (bad request, permission denied); otherwise the caller backs off and tries again."""
+    (bad request, permission denied); otherwise the caller backs off and tries again, not before
+    `retry_after` seconds when the cloud said how long to wait. `waiting` (WAITING_QUOTA,
+    WAITING_CAPACITY) marks a refusal that resolves by itself as other jobs finish: the job stays
+    PENDING, showing the cloud's message, until its pending deadline."""
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None,
+                 waiting: str | None = None):
         super().__init__(message)
         self.message = message
-        self.permanent = permanent
+        self.permanent = permanent and waiting is None
         self.retry_after = retry_after
+        self.waiting = waiting
 
 
 class SpecError(Exception):
@@ -105,8 +131,8 @@ class Backend(ABC):
     requires_config: ClassVar[bool] = True
     # Bounds of the adaptive poll interval: soon after a change, rarely for long-running jobs.
     poll_interval_bounds: ClassVar[tuple[int, int]] = (30, 300)
-    # The Train account this instance acts for (set by backends.services.backend_for_account), so an
-    # adapter can scope a batch query to the account's jobs (e.g. by the tag it put on them).
+    # The Train account this instance acts for (set by backends.services), so an adapter can scope a
+    # batch query to the account's jobs (e.g. by the tag it put on them).
     account_id: str = ""
 
     def __init__(self, config: dict | None = None):
@@ -128,6 +154,13 @@ class Backend(ABC):
     def public_config(cls, config: dict, *, admin: bool) -> dict:
         """The configuration as shown to an account member (`admin`: to an account admin)."""
         return {key: value for key, value in config.items() if admin or key not in cls.admin_only_config}
+
+    # --- lifecycle limits ---------------------------------------------------------------------------
+    def max_queue_seconds(self, spec: JobSpec) -> int:
+        """How long the cloud itself may keep this job queued before it runs or gives up (e.g. a spot
+        job's maximum wait); 0 if the backend sets no such limit. A job's pending deadline is never
+        shorter than this, so Train does not kill a job the cloud is still legitimately queueing."""
+        return 0
 
     # --- naming -----------------------------------------------------------------------------------
     @classmethod
@@ -159,17 +192,32 @@ class Backend(ABC):
 
     @abstractmethod
     def submit(self, spec: JobSpec, name: str) -> RemoteRef:
-        """Create the remote job called `name`, or return the existing one of that name."""
+        """Create the remote job called `name` for Train job `spec.job_id`, or return the existing one.
+
+        Contract: at most one remote job per Train job, whatever fails. An ambiguous create (a timeout
+        or 5xx whose request may have been applied) is looked up (as `find` does) before it is tried
+        again, inside this call; a create the cloud refused (throttling) may be retried at once. Raise
+        BackendError when unsure: the core keeps the job and, on its next attempt, calls `find` before
+        `submit`. A same-named job that belongs to another Train job is a permanent BackendError."""
 
     @abstractmethod
-    def find(self, name: str) -> RemoteRef | None:
-        """The remote job called `name`, if one exists (crash recovery before any re-create)."""
+    def find(self, name: str, *, job_id: str) -> RemoteRef | None:
+        """The remote job Train created for `job_id` under `name`, or None if there is none.
+
+        Called before any re-create after a crash, before cancelling a job whose create may have been
+        applied, and before stopping it remotely. A cloud with unique names looks up `name`; a cloud
+        where names repeat looks up by the `train-job-id` label. A job found but not (yet) provably
+        ours (its ownership tag not readable yet) is a transient BackendError; one that belongs to
+        another job is a permanent one."""
 
     @abstractmethod
     def poll(self, refs: list[RemoteRef], *, since: datetime | None = None) -> dict[RemoteRef, RemoteStatus]:
-        """Observe many jobs at once. `since` is when the least recently seen of them was last seen
-        (None if one was never seen): an adapter that can list "modified since" may answer UNCHANGED
-        for the others. A ref missing from the result could not be observed this time (back off)."""
+        """Observe many jobs at once, all of one account and configuration snapshot. `since` is when
+        the least recently seen of them was last seen (None if one was never seen): an adapter whose
+        "modified since" query covers a job may answer UNCHANGED for it (see UNCHANGED). A ref missing
+        from the result could not be observed this time (the core backs off). Report what the cloud
+        says: a cloud-side cancel is CANCELED with its start and end times; the core turns one that
+        came after the job's max runtime, without a cancel request, into EXPIRED."""
 
     @abstractmethod
     def cancel(self, ref: RemoteRef) -> None:

@@ -152,7 +152,7 @@ class LocalBackend(Backend):
             stderr=open(run / "supervisor.log", "ab"), start_new_session=True, close_fds=True,
         )
 
-    def find(self, name: str) -> RemoteRef | None:
+    def find(self, name: str, *, job_id: str) -> RemoteRef | None:
         return RemoteRef(name=name, remote_id=name) if (self.run_dir(name) / "spec.json").exists() else None
 
     def poll(self, refs: list[RemoteRef], *, since=None) -> dict[RemoteRef, RemoteStatus]:

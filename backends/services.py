@@ -1,4 +1,7 @@
-"""Per-account backend configuration: reading it for a job and changing it (API and admin)."""
+"""Per-account backend configuration: reading it for a job and changing it (API and admin).
+
+New jobs take the account's current configuration (`backend_for_account`) and record it;
+a job once created is driven with the snapshot it recorded (`backend_for_snapshot`)."""
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,8 +26,15 @@ def backend_for_account(*, account, name: str, field: str = "backend") -> Backen
     if row is None and cls.requires_config:
         raise SpecError({field: f"The {name} backend is not configured for this account; an account admin "
                                 f"sets it up with PUT /v1/backends/{name}."})
-    backend = get_backend(name, row.config if row else {})
-    backend.account_id = account.pk
+    return backend_for_snapshot(account_id=account.pk, name=name, config=row.config if row else {})
+
+
+def backend_for_snapshot(*, account_id: str, name: str, config: dict, field: str = "backend") -> Backend:
+    """The backend instance for a job pinned to `config` (the configuration it was created with),
+    whatever the account has configured since. Raises SpecError if the backend was disabled."""
+    backend_require_enabled(name, field=field)
+    backend = get_backend(name, dict(config))
+    backend.account_id = account_id
     return backend
 
 

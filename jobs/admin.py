@@ -11,7 +11,7 @@ class JobEventInline(admin.TabularInline):
     model = JobEvent
     extra = 0
     can_delete = False
-    fields = ["at", "from_status", "to_status", "remote_status", "reason", "actor"]
+    fields = ["at", "from_status", "to_status", "remote_status", "reason", "actor", "effects", "effects_done_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -50,9 +50,11 @@ class JobAdmin(admin.ModelAdmin):
                            "remote_status", "log_tail"]}),
         ("What runs", {"fields": ["image", "image_digest", "cloud_image", "command", "args", "env", "resources",
                                   "storage_mounts", "max_runtime_seconds", "labels", "backend_options"]}),
-        ("Remote job", {"fields": ["submission", "submit_attempts", "remote_name", "remote_id", "console_url"]}),
-        ("Times", {"fields": ["created_at", "submitted_at", "started_at", "finished_at", "cancel_requested_at",
-                              "last_seen_at", "next_poll_at", "poll_failures"]}),
+        ("Remote job", {"fields": ["submission", "submit_attempts", "next_submit_at", "remote_name", "remote_id",
+                                   "console_url", "backend_config"]}),
+        ("Times", {"fields": ["created_at", "pending_deadline_at", "submitted_at", "started_at", "finished_at",
+                              "cancel_requested_at", "cancel_requested_by", "next_cancel_at", "last_seen_at",
+                              "next_poll_at", "poll_failures"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):

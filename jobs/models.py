@@ -3,12 +3,17 @@
 `Job.transition()` is the only writer of `status`: it checks the move, applies it with a conditional
 UPDATE (… WHERE status = <the status the caller saw>), writes a JobEvent in the same transaction and
 says whether it won. A caller that lost the race changes nothing.
+
+A JobEvent is also the outbox of the edge it records: what must happen on entering a state (stop the
+remote job, fetch the log tail) is listed in `effects` and run by `jobs.effects` after the move has
+committed, never before it was won.
 """
 
 import secrets
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 
@@ -37,6 +42,13 @@ class Submission(models.TextChoices):
     WAITING = "WAITING"  # not yet handed to the backend (or released after a transient error)
     SUBMITTING = "SUBMITTING"  # claimed by a worker; the remote create may or may not have happened
     SUBMITTED = "SUBMITTED"  # the backend has it; the poller follows it from here
+
+
+class Effect(models.TextChoices):
+    """Side effects of entering a state, run once the transition has committed (jobs.effects)."""
+
+    STOP_REMOTE = "stop_remote"  # Train ended the job (e.g. the pending deadline): stop the cloud's copy
+    LOG_TAIL = "log_tail"  # entering FAILED: keep the last lines of the job's log
 
 
 class IllegalTransition(Exception):
@@ -81,8 +93,15 @@ class Job(models.Model):
     remote_status = models.CharField(max_length=128, blank=True)
     log_tail = models.JSONField(default=list, blank=True)
     submission = models.CharField(max_length=16, choices=Submission.choices, default=Submission.WAITING)
+    # Counts claims (killed ones included): the find-before-create after a crash keys on it. The retry
+    # budget is time (`pending_deadline_at`), not this count.
     submit_attempts = models.PositiveIntegerField(default=0)
     submit_claimed_at = models.DateTimeField(null=True, blank=True)
+    # When the sweeper may next hand a WAITING job to a submitter (back-off after a transient error).
+    next_submit_at = models.DateTimeField(null=True, blank=True)
+    # The backend configuration the job was validated and is submitted with. Polls, cancels and log
+    # reads use it, so editing the account's configuration never detaches a running job.
+    backend_config = models.JSONField(default=dict, blank=True)
     remote_name = models.CharField(max_length=128, blank=True)
     remote_id = models.CharField(max_length=256, blank=True)
     console_url = models.URLField(max_length=1024, blank=True)
@@ -93,6 +112,11 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.CharField(max_length=200, blank=True)
+    # When the sweeper next re-sends an unconfirmed cancellation (backs off; stops once terminal).
+    next_cancel_at = models.DateTimeField(null=True, blank=True)
+    # A job still PENDING after this is EXPIRED. None: created_at + TRAIN_PENDING_DEADLINE_SECONDS.
+    pending_deadline_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     next_poll_at = models.DateTimeField(null=True, blank=True)
@@ -106,6 +130,7 @@ class Job(models.Model):
             models.Index(fields=["account", "-created_at"], name="job_account_newest"),
             models.Index(fields=["status", "next_poll_at"], name="job_due_for_poll"),
             models.Index(fields=["status", "submission"], name="job_submission_state"),
+            models.Index(fields=["submission", "next_submit_at"], name="job_due_for_submit"),
         ]
 
     def __str__(self):
@@ -115,53 +140,115 @@ class Job(models.Model):
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
-    def transition(self, to, *, reason="", remote_status=None, expect=None, actor=None, **changes) -> bool:
+    def transition(self, to, *, reason="", remote_status=None, expect=None, actor=None, at=None,
+                   effects=(), **changes) -> bool:
         """Move from the status this instance holds to `to`. Returns False, changing nothing, if another
         writer moved the job first (or a column in `expect` no longer has the expected value).
 
         `changes` are other columns written in the same UPDATE; `started_at`/`finished_at` are filled
-        in when a move implies them and the caller gave none."""
+        in when a move implies them and the caller gave none. `at` dates the event (default now: a
+        cloud's own start time, for a start Train saw late). `effects` are run after the commit, in
+        addition to those the edge implies (entering FAILED fetches the log tail)."""
         old = self.status
         if to not in ALLOWED_MOVES[old]:
             raise IllegalTransition(f"{self.id}: {old} -> {to} is not allowed")
         now = timezone.now()
         if to == JobStatus.IN_PROGRESS:
-            changes.setdefault("started_at", self.started_at or now)
+            changes.setdefault("started_at", self.started_at or at or now)
         if to in TERMINAL_STATUSES:
             changes.setdefault("finished_at", now)
             changes["next_poll_at"] = None
         if remote_status is not None:
             changes["remote_status"] = remote_status
         changes.update(status=to, status_changed_at=now)
+        effects = list(dict.fromkeys([*effects, *self._edge_effects(to)]))
         with transaction.atomic():
             won = Job.objects.filter(pk=self.pk, status=old, **(expect or {})).update(**changes)
             if not won:
                 return False
-            JobEvent.objects.create(
+            event = JobEvent.objects.create(
                 job_id=self.pk, from_status=old, to_status=to, reason=reason,
-                remote_status=changes.get("remote_status", self.remote_status), actor=actor or "", at=now,
+                remote_status=changes.get("remote_status", self.remote_status), actor=actor or "",
+                at=at or now, effects=effects, effects_done_at=None if effects else now,
             )
+            if effects:
+                from jobs import queue  # the task row commits with the event: the event is the outbox
+
+                queue.enqueue_effects(event.pk)
         for field, value in changes.items():
             setattr(self, field, value)
         return True
+
+    def _edge_effects(self, to) -> list[str]:
+        if to == JobStatus.FAILED and self.submission == Submission.SUBMITTED:
+            return [Effect.LOG_TAIL]
+        return []
+
+    def record_created(self, *, actor: str) -> None:
+        """The first event of a job's history (not a status change: the row is inserted PENDING)."""
+        JobEvent.objects.create(job_id=self.pk, from_status="", to_status=self.status, actor=actor,
+                                reason=f"Created by {actor}." if actor else "Created.", at=self.created_at,
+                                effects_done_at=self.created_at)
+
+    # --- conditional single-row updates; each says whether it won --------------------------------
+    def claim_submission(self, *, stale_before) -> bool:
+        """Take the job for a submit attempt (counting it) if it is waiting, or its claim is older than
+        `stale_before` (its worker died)."""
+        now = timezone.now()
+        claimable = models.Q(submission=Submission.WAITING) | models.Q(
+            submission=Submission.SUBMITTING, submit_claimed_at__lt=stale_before)
+        return bool(Job.objects.filter(claimable, pk=self.pk, status=JobStatus.PENDING).update(
+            submission=Submission.SUBMITTING, submit_claimed_at=now, submit_attempts=F("submit_attempts") + 1,
+            next_submit_at=None))
+
+    def release_submission(self, *, attempt: int, retry_at, message: str) -> bool:
+        """Give back a claimed job after a transient error; the sweeper hands it out again at `retry_at`."""
+        return bool(Job.objects.filter(pk=self.pk, status=JobStatus.PENDING, submission=Submission.SUBMITTING,
+                                       submit_attempts=attempt).update(
+            submission=Submission.WAITING, next_submit_at=retry_at, status_message=message))
+
+    def request_cancel(self, *, actor: str, now) -> bool:
+        """Record the first cancellation request (later ones keep the first time and actor)."""
+        return bool(Job.objects.filter(pk=self.pk, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now, cancel_requested_by=actor, next_cancel_at=now))
+
+    def record_log_tail(self, lines: list[str]) -> None:
+        Job.objects.filter(pk=self.pk).update(log_tail=lines)
+        self.log_tail = lines
+
+    def schedule_cancel_resend(self, *, at) -> bool:
+        """Push the next re-send of an unconfirmed cancellation to `at`, while the job is active."""
+        return bool(Job.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(next_cancel_at=at))
 
 
 class JobEvent(models.Model):
     """Append-only status history: one row per status change, written with the change."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=16, choices=JobStatus.choices)
+    # "" for the first event, the job's creation.
+    from_status = models.CharField(max_length=16, choices=JobStatus.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=JobStatus.choices)
     reason = models.TextField(blank=True)
     remote_status = models.CharField(max_length=128, blank=True)
     actor = models.CharField(max_length=200, blank=True)
     at = models.DateTimeField(default=timezone.now)
+    # The outbox: effects of entering `to_status` (Effect values), done when effects_done_at is set.
+    effects = models.JSONField(default=list, blank=True)
+    effects_done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["at", "id"]
+        indexes = [models.Index(fields=["effects_done_at", "at"], name="jobevent_effects_due")]
 
     def __str__(self):
         return f"{self.job_id}: {self.from_status} -> {self.to_status}"
+
+    def mark_effects_done(self) -> bool:
+        """Record that every effect ran; False if another run recorded it first."""
+        now = timezone.now()
+        won = JobEvent.objects.filter(pk=self.pk, effects_done_at__isnull=True).update(effects_done_at=now)
+        self.effects_done_at = self.effects_done_at or now
+        return bool(won)
 
 
 class IdempotencyKey(models.Model):

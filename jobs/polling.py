@@ -18,15 +18,15 @@ from django.utils import timezone
 
 from backends.base import UNCHANGED, Backend, BackendError, RemoteRef, RemoteStatus, SpecError
 from backends.registry import backend_class
-from backends.services import backend_for_account
 from jobs.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus, Submission, WorkerLease
+from jobs.observations import job_record_missed_start, observation_classify
+from jobs.services import job_backend, job_poll_group
 from trainsvc import faults
 
 log = logging.getLogger(__name__)
 
 POLL_LOOP_LEASE = "poll-loop"
 MAX_BACKOFF_SECONDS = 15 * 60
-FAILURE_LOG_LINES = 20
 
 
 @dataclass
@@ -76,8 +76,8 @@ def jobs_poll_once(*, now=None) -> PollReport:
     report.claimed = len(claimed)
     groups = defaultdict(list)
     for job in claimed:
-        groups[(job.account_id, job.backend)].append(job)
-    for (_account_id, backend_name), jobs in groups.items():
+        groups[job_poll_group(job)].append(job)
+    for (_account_id, backend_name, _snapshot), jobs in groups.items():
         _poll_group(backend_name, jobs, report)
     return report
 
@@ -87,7 +87,7 @@ def _poll_group(backend_name: str, jobs: list[Job], report: PollReport) -> None:
     seen_times = [job.last_seen_at for job in jobs]
     since = None if None in seen_times else min(seen_times)
     try:
-        backend = backend_for_account(account=jobs[0].account, name=backend_name)
+        backend = job_backend(jobs[0])
         report.backend_calls[backend_name] += 1
         observed = backend.poll(list(refs.values()), since=since)
     except (BackendError, SpecError) as exc:
@@ -144,26 +144,23 @@ def job_note_unreachable(job: Job) -> None:
 
 
 def job_apply_observation(job: Job, seen: RemoteStatus, backend: Backend, ref: RemoteRef) -> bool:
-    """Record an observation that changes the job's status; returns whether this writer won."""
+    """Record an observation that changes the job's status; returns whether this writer won. The
+    effects of the edge (the log tail of a FAILED job) run after it, from jobs.effects."""
+    seen = observation_classify(job, seen)
+    if not job_record_missed_start(job, seen, reason=f"The {job.backend} backend reported a start."):
+        return False
     now = timezone.now()
     changes = {"last_seen_at": now, "poll_failures": 0, "status_message": seen.message}
     if seen.started_at:
         changes["started_at"] = seen.started_at
     if seen.status in TERMINAL_STATUSES:
         changes["finished_at"] = seen.finished_at or now
-        if seen.status == JobStatus.FAILED:
-            changes["log_tail"] = _log_tail(backend, ref)
     else:
         changes["next_poll_at"] = now + next_poll_delay(job, type(backend), changed=True, now=now)
     reason = seen.message or f"The {job.backend} backend reported {seen.remote_status}."
-    return job.transition(seen.status, reason=reason, remote_status=seen.remote_status[:128], **changes)
-
-
-def _log_tail(backend: Backend, ref: RemoteRef) -> list[str]:
-    try:
-        return backend.logs(ref, tail=FAILURE_LOG_LINES)
-    except BackendError:
-        return []
+    actor = job.cancel_requested_by if seen.status == JobStatus.CANCELED else None
+    return job.transition(seen.status, reason=reason, remote_status=seen.remote_status[:128], actor=actor,
+                          **changes)
 
 
 # --- the poll loop ----------------------------------------------------------------------------------

@@ -15,3 +15,7 @@ def enqueue_cancel(job_id: str) -> None:
 
 def enqueue_poll() -> None:
     async_task("jobs.tasks.poll_due_jobs", task_name="poll due jobs")
+
+
+def enqueue_effects(event_id: int) -> None:
+    async_task("jobs.tasks.run_job_effects", event_id, task_name=f"effects of event {event_id}")

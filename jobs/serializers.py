@@ -139,6 +139,9 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class JobEventSerializer(serializers.ModelSerializer):
+    # "" on the first event, the job's creation.
+    from_status = serializers.ChoiceField(choices=JobStatus.choices, allow_blank=True, read_only=True)
+
     class Meta:
         model = JobEvent
         fields = ["from_status", "to_status", "reason", "remote_status", "actor", "at"]

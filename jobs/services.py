@@ -1,4 +1,5 @@
-"""Job workflows called by the API, the admin and the tasks: create, cancel, and the spec a backend sees."""
+"""Job workflows called by the API, the admin and the tasks: create, cancel, the spec a backend sees,
+and the backend a job is driven with (`job_backend`: the configuration the job was created with)."""
 
 import hashlib
 import json
@@ -6,11 +7,12 @@ import json
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from backends.base import JobSpec, Mount
-from backends.services import backend_for_account
+from backends.base import Backend, JobSpec, Mount, RemoteRef
+from backends.services import backend_for_account, backend_for_snapshot
 from jobs import queue
 from jobs.images import image_resolve
 from jobs.models import IdempotencyKey, Job, JobStatus, Submission
+from jobs.retries import REDRIVE_AFTER, pending_deadline
 
 
 class JobConflict(Exception):
@@ -31,6 +33,21 @@ def job_spec(job: Job) -> JobSpec:
     )
 
 
+def job_backend(job: Job) -> Backend:
+    """The backend for every call on an existing job: built from the configuration pinned on the job,
+    so an account editing its configuration affects new jobs only. Raises SpecError if disabled."""
+    return backend_for_snapshot(account_id=job.account_id, name=job.backend, config=job.backend_config)
+
+
+def job_remote_ref(job: Job) -> RemoteRef:
+    return RemoteRef(name=job.remote_name, remote_id=job.remote_id)
+
+
+def job_poll_group(job: Job) -> tuple:
+    """Jobs polled in one backend call: same account, backend and pinned configuration."""
+    return job.account_id, job.backend, json.dumps(job.backend_config, sort_keys=True)
+
+
 def request_fingerprint(body) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -44,8 +61,10 @@ def _replay(account, key: str, fingerprint: str) -> Job | None:
     return record.job
 
 
-def job_create(*, account, user, data: dict, idempotency_key: str | None = None, fingerprint: str = ""):
-    """Validate against the backend, pin the image, create the job PENDING and enqueue its submission.
+def job_create(*, account, user, data: dict, idempotency_key: str | None = None, fingerprint: str = "",
+               actor: str = ""):
+    """Validate against the backend, pin the image and the backend configuration, create the job
+    PENDING (its first event names `actor`) and enqueue its submission.
 
     Returns (job, created). With an idempotency key, the same key and body return the first job
     (created=False); the same key with another body raises IdempotencyMismatch. Raises SpecError,
@@ -61,11 +80,18 @@ def job_create(*, account, user, data: dict, idempotency_key: str | None = None,
         max_runtime_seconds=data["max_runtime_seconds"], labels=data["labels"],
         backend_options=data["backend_options"],
     )
-    backend.validate(job_spec(job))
+    spec = job_spec(job)
+    backend.validate(spec)
+    # Pinned at creation: the configuration the job was validated against is the one it is sent with.
+    job.backend_config = dict(backend.config)
     job.remote_name = backend.remote_name(job.id)
+    job.pending_deadline_at = pending_deadline(created_at=job.created_at,
+                                               cloud_queue_seconds=backend.max_queue_seconds(spec))
+    job.next_submit_at = job.created_at + REDRIVE_AFTER  # the sweeper's fallback if the task is lost
     try:
         with transaction.atomic():
             job.save(force_insert=True)
+            job.record_created(actor=actor)
             if idempotency_key:
                 IdempotencyKey.objects.create(account=account, key=idempotency_key, fingerprint=fingerprint, job=job)
             queue.enqueue_submit(job.id)
@@ -78,23 +104,28 @@ def job_create(*, account, user, data: dict, idempotency_key: str | None = None,
 
 
 def job_cancel(*, job: Job, actor: str = "") -> Job:
-    """Cancel `job`. A job never handed to its backend is CANCELED at once; otherwise the cancellation
-    is recorded and sent to the backend, and the poller records CANCELED when the cloud confirms (if
-    the job finished first, that outcome stands). Raises JobConflict for a finished job."""
-    if job.status == JobStatus.PENDING and job.submission == Submission.WAITING:
-        now = timezone.now()
+    """Cancel `job` on behalf of `actor`. A job never handed to a submitter is CANCELED at once.
+    Otherwise the request is recorded and goes to the cloud: a submitted job gets a cancel task; a
+    job whose earlier attempt may have created the remote job gets a submit attempt, which looks the
+    remote job up before anything else and cancels it or the job. The poller records CANCELED when the
+    cloud confirms (if the job finished first, that outcome stands). Raises JobConflict for a
+    finished job."""
+    now = timezone.now()
+    if job.status == JobStatus.PENDING and job.submission == Submission.WAITING and not job.submit_attempts:
         if job.transition(JobStatus.CANCELED, reason="Canceled before it was submitted.", actor=actor,
-                          expect={"submission": Submission.WAITING}, cancel_requested_at=now):
+                          expect={"submission": Submission.WAITING, "submit_attempts": 0},
+                          cancel_requested_at=now, cancel_requested_by=actor):
             return job
     with transaction.atomic():
         # Locked so this and the submitter's "mark submitted" see each other: one of them sends the cancel.
         current = Job.objects.select_for_update().get(pk=job.pk)
         if current.is_terminal:
             raise JobConflict(f"The job is already {current.status}.")
-        if current.cancel_requested_at is None:
-            Job.objects.filter(pk=job.pk).update(cancel_requested_at=timezone.now())
+        current.request_cancel(actor=actor, now=now)
         if current.submission == Submission.SUBMITTED:
             queue.enqueue_cancel(job.pk)
+        elif current.submission == Submission.WAITING:
+            Job.objects.filter(pk=job.pk).update(next_submit_at=now)  # under the row lock
+            queue.enqueue_submit(job.pk)
     job.refresh_from_db()
     return job
-

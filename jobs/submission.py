@@ -3,7 +3,9 @@
 The job is claimed with a conditional update that also counts the attempt (committed before any
 cloud call, because django-q2 does not count attempts killed mid-task). The remote name is fixed at
 creation, so a retry after a crash either finds the remote job (`find`) or re-submits under the same
-name, which the backend treats as the same job. Nothing here knows a cloud.
+name, which the backend treats as the same job. A transient error releases the job with a back-off
+(`next_submit_at`); the budget for retries is the job's pending deadline, enforced by the sweep.
+Every call uses the backend configuration pinned on the job. Nothing here knows a cloud.
 """
 
 import logging
@@ -11,17 +13,18 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
-from backends.base import BackendError, RemoteRef, SpecError
-from backends.services import backend_for_account
+from backends.base import WAITING_CAPACITY, WAITING_QUOTA, BackendError, RemoteRef, SpecError
 from jobs import queue
 from jobs.models import Job, JobStatus, Submission
-from jobs.services import job_spec
+from jobs.retries import cancel_resend_at, submit_retry_at
+from jobs.services import job_backend, job_remote_ref, job_spec
 from trainsvc import faults
 
 log = logging.getLogger(__name__)
+
+WAITING_FOR = {WAITING_QUOTA: "Waiting for quota", WAITING_CAPACITY: "Waiting for capacity"}
 
 
 def submit_lease() -> timedelta:
@@ -31,14 +34,11 @@ def submit_lease() -> timedelta:
 
 def job_claim_submission(job_id: str) -> Job | None:
     """Claim the job for submission; None if it is not waiting (or another worker holds a live claim)."""
-    now = timezone.now()
-    claimable = Q(submission=Submission.WAITING) | Q(
-        submission=Submission.SUBMITTING, submit_claimed_at__lt=now - submit_lease()
-    )
-    won = Job.objects.filter(claimable, pk=job_id, status=JobStatus.PENDING).update(
-        submission=Submission.SUBMITTING, submit_claimed_at=now, submit_attempts=F("submit_attempts") + 1
-    )
-    return Job.objects.select_related("account").get(pk=job_id) if won else None
+    job = Job.objects.select_related("account").filter(pk=job_id).first()
+    if job is None or not job.claim_submission(stale_before=timezone.now() - submit_lease()):
+        return None
+    job.refresh_from_db()
+    return job
 
 
 def job_submit(job_id: str) -> None:
@@ -47,15 +47,13 @@ def job_submit(job_id: str) -> None:
         return
     attempt = job.submit_attempts
     try:
-        backend = backend_for_account(account=job.account, name=job.backend)
-        # After a crash the remote job may exist already: look before creating again.
-        ref = backend.find(job.remote_name) if attempt > 1 else None
+        backend = job_backend(job)
+        # After a crash or an ambiguous error the remote job may exist already: look before creating.
+        ref = backend.find(job.remote_name, job_id=job.pk) if attempt > 1 else None
         if ref is None:
-            if attempt > settings.TRAIN_MAX_SUBMIT_ATTEMPTS:
-                _fail(job, f"Could not submit the job after {attempt - 1} attempts.")
-                return
             if job.cancel_requested_at:
                 job.transition(JobStatus.CANCELED, reason="Canceled before it was submitted.",
+                               actor=job.cancel_requested_by,
                                expect={"submission": Submission.SUBMITTING, "submit_attempts": attempt})
                 return
             ref = backend.submit(job_spec(job), job.remote_name)
@@ -67,7 +65,7 @@ def job_submit(job_id: str) -> None:
         if exc.permanent:
             _fail(job, exc.message)
         else:
-            _release(job, attempt, exc.message)
+            _release(job, attempt, exc)
         return
     _mark_submitted(job, attempt, ref, backend.console_url(ref))
 
@@ -80,19 +78,22 @@ def _mark_submitted(job: Job, attempt: int, ref: RemoteRef, console_url: str) ->
             return  # a later attempt took over; it will record the same remote job
         Job.objects.filter(pk=job.pk).update(
             submission=Submission.SUBMITTED, remote_id=ref.remote_id, console_url=console_url,
-            submitted_at=now, next_poll_at=now, poll_failures=0,
+            submitted_at=now, next_poll_at=now, poll_failures=0, status_message="",
         )
         if current.cancel_requested_at:
             queue.enqueue_cancel(job.pk)  # the cancel arrived while we were submitting
         queue.enqueue_poll()
 
 
-def _release(job: Job, attempt: int, message: str) -> None:
-    """A transient failure: give the job back; the sweeper resubmits it (about once a minute)."""
-    log.warning("submit %s attempt %s failed: %s", job.pk, attempt, message)
-    Job.objects.filter(pk=job.pk, submission=Submission.SUBMITTING, submit_attempts=attempt).update(
-        submission=Submission.WAITING, status_message=f"Submission will be retried: {message}"
-    )
+def _release(job: Job, attempt: int, exc: BackendError) -> None:
+    """A transient failure: give the job back, due again after a back-off (the sweeper re-drives it)."""
+    retry_at = submit_retry_at(now=timezone.now(), attempt=attempt, retry_after=exc.retry_after)
+    if exc.waiting:
+        message = f"{WAITING_FOR.get(exc.waiting, 'Waiting')}: {exc.message}"
+    else:
+        message = f"Submission will be retried: {exc.message}"
+    log.warning("submit %s attempt %s failed, retrying at %s: %s", job.pk, attempt, retry_at, exc.message)
+    job.release_submission(attempt=attempt, retry_at=retry_at, message=message[:2000])
 
 
 def _fail(job: Job, message: str) -> None:
@@ -101,13 +102,15 @@ def _fail(job: Job, message: str) -> None:
 
 
 def job_cancel_remote(job_id: str) -> None:
-    """Send a requested cancellation to the backend. Safe to repeat."""
-    job = Job.objects.select_related("account").get(pk=job_id)
-    if job.is_terminal or job.submission != Submission.SUBMITTED or not job.cancel_requested_at:
+    """Send a requested cancellation to the backend. Safe to repeat; the sweeper re-sends it, backing
+    off, until the job is terminal."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.is_terminal or job.submission != Submission.SUBMITTED or not job.cancel_requested_at:
         return
+    now = timezone.now()
+    job.schedule_cancel_resend(at=cancel_resend_at(now=now, requested_at=job.cancel_requested_at))
     try:
-        backend = backend_for_account(account=job.account, name=job.backend)
-        backend.cancel(RemoteRef(name=job.remote_name, remote_id=job.remote_id))
+        job_backend(job).cancel(job_remote_ref(job))
     except (BackendError, SpecError) as exc:
         log.warning("cancel %s failed, the sweeper will retry: %s", job_id, exc)
         return

@@ -1,4 +1,5 @@
-"""The periodic sweep: re-drives work whose task was lost, and expires jobs stuck in PENDING.
+"""The periodic sweep: re-drives work whose task was lost or whose retry is due, and expires jobs
+stuck in PENDING.
 
 Correctness never depends on a queued task arriving: anything the sweep finds undone, it enqueues
 again, and every task is safe to run twice."""
@@ -11,17 +12,12 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from backends.base import BackendError, RemoteRef, SpecError
-from backends.services import backend_for_account
 from jobs import queue
-from jobs.models import ACTIVE_STATUSES, Job, JobStatus, Submission
+from jobs.models import ACTIVE_STATUSES, Effect, Job, JobEvent, JobStatus, Submission
+from jobs.retries import REDRIVE_AFTER
 from jobs.submission import submit_lease
 
 log = logging.getLogger(__name__)
-
-# Give a freshly enqueued task time to run before the sweep enqueues it again.
-REDRIVE_AFTER = timedelta(seconds=30)
-CANCEL_RESEND_AFTER = timedelta(minutes=2)
 
 
 @dataclass
@@ -29,48 +25,49 @@ class SweepReport:
     resubmitted: int = 0
     cancels_resent: int = 0
     expired: int = 0
+    effects_redriven: int = 0
 
 
 def jobs_sweep(*, now=None) -> SweepReport:
     now = now or timezone.now()
     report = SweepReport()
     report.expired = _expire_pending(now)
-    stuck = Job.objects.filter(status=JobStatus.PENDING).filter(
-        Q(submission=Submission.WAITING, created_at__lt=now - REDRIVE_AFTER)
+    due = Job.objects.filter(status=JobStatus.PENDING).filter(
+        Q(submission=Submission.WAITING, next_submit_at__lte=now)
+        | Q(submission=Submission.WAITING, next_submit_at__isnull=True, created_at__lt=now - REDRIVE_AFTER)
         | Q(submission=Submission.SUBMITTING, submit_claimed_at__lt=now - submit_lease())
     )
-    for job_id in stuck.values_list("pk", flat=True):
+    for job_id in due.values_list("pk", flat=True):
         queue.enqueue_submit(job_id)
         report.resubmitted += 1
     unconfirmed = Job.objects.filter(
-        status__in=ACTIVE_STATUSES, submission=Submission.SUBMITTED,
-        cancel_requested_at__lt=now - CANCEL_RESEND_AFTER,
+        status__in=ACTIVE_STATUSES, submission=Submission.SUBMITTED, cancel_requested_at__isnull=False,
+        next_cancel_at__lte=now,
     )
     for job_id in unconfirmed.values_list("pk", flat=True):
         queue.enqueue_cancel(job_id)
         report.cancels_resent += 1
+    undone = JobEvent.objects.filter(effects_done_at__isnull=True, at__lt=now - REDRIVE_AFTER)
+    for event_id in undone.values_list("pk", flat=True):
+        queue.enqueue_effects(event_id)
+        report.effects_redriven += 1
     return report
 
 
 def _expire_pending(now) -> int:
-    deadline = now - timedelta(seconds=settings.TRAIN_PENDING_DEADLINE_SECONDS)
+    """Expire jobs PENDING past their deadline. The EXPIRED transition is won first; stopping a remote
+    copy is its effect, so a job that just got capacity (and moved on) is never stopped by mistake."""
+    default_deadline = timedelta(seconds=settings.TRAIN_PENDING_DEADLINE_SECONDS)
+    overdue = Job.objects.filter(status=JobStatus.PENDING).filter(
+        Q(pending_deadline_at__lt=now) | Q(pending_deadline_at__isnull=True, created_at__lt=now - default_deadline))
     expired = 0
-    reason = f"Still PENDING after {settings.TRAIN_PENDING_DEADLINE_SECONDS} seconds."
-    for job in Job.objects.filter(status=JobStatus.PENDING, created_at__lt=deadline).select_related("account"):
+    for job in overdue:
         if job.submission == Submission.SUBMITTING:
-            continue  # a submitter holds it; expiring now could orphan the remote job it is creating
-        if job.submission == Submission.SUBMITTED and not _stop_remote(job):
-            continue  # try again next sweep rather than leave a remote job running unseen
-        expired += job.transition(JobStatus.EXPIRED, reason=reason, status_message=reason,
-                                  expect={"submission": job.submission})
+            continue  # a submitter holds it; it is expired once released or its claim goes stale
+        deadline = job.pending_deadline_at or job.created_at + default_deadline
+        reason = f"Still PENDING after {int((deadline - job.created_at).total_seconds())} seconds."
+        # A remote copy may exist once a submit was attempted (an ambiguous create included).
+        effects = [Effect.STOP_REMOTE] if job.submit_attempts or job.submission == Submission.SUBMITTED else []
+        expired += job.transition(JobStatus.EXPIRED, reason=reason, status_message=reason, effects=effects,
+                                  expect={"submission": job.submission, "submit_attempts": job.submit_attempts})
     return expired
-
-
-def _stop_remote(job: Job) -> bool:
-    try:
-        backend = backend_for_account(account=job.account, name=job.backend)
-        backend.cancel(RemoteRef(name=job.remote_name, remote_id=job.remote_id))
-    except (BackendError, SpecError) as exc:
-        log.warning("could not stop expired job %s: %s", job.pk, exc)
-        return False
-    return True

@@ -1,6 +1,7 @@
 """Worker tasks. Each takes ids, re-reads the database and is safe to run twice."""
 
 from jobs import queue
+from jobs.effects import event_run_effects
 from jobs.polling import jobs_poll_loop
 from jobs.submission import job_cancel_remote, job_submit
 from jobs.sweeping import jobs_sweep
@@ -21,3 +22,7 @@ def poll_due_jobs() -> None:
 
 def sweep_jobs() -> dict:
     return vars(jobs_sweep())
+
+
+def run_job_effects(event_id: int) -> None:
+    event_run_effects(event_id)

@@ -8,8 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 
-from backends.base import BackendError, RemoteRef, SpecError
-from backends.services import backend_for_account
+from backends.base import BackendError, SpecError
 from jobs.filters import filter_jobs
 from jobs.models import Job, Submission
 from jobs.serializers import (
@@ -20,7 +19,15 @@ from jobs.serializers import (
     JobLogsSerializer,
     JobSerializer,
 )
-from jobs.services import IdempotencyMismatch, JobConflict, job_cancel, job_create, request_fingerprint
+from jobs.services import (
+    IdempotencyMismatch,
+    JobConflict,
+    job_backend,
+    job_cancel,
+    job_create,
+    job_remote_ref,
+    request_fingerprint,
+)
 from trainsvc.api.openapi import error_response
 from trainsvc.api.strict import StrictQueryParamsMixin
 
@@ -47,6 +54,11 @@ class UnprocessableIdempotencyKey(APIException):
 class BackendUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "backend_unavailable"
+
+
+def api_actor(request) -> str:
+    """Who an API request acts as, in job history: the API key's id (never its secret)."""
+    return f"api:{request.auth.key.key_id}"
 
 
 @extend_schema_view(list=extend_schema(parameters=[JobListQuerySerializer]))
@@ -77,6 +89,7 @@ class JobViewSet(StrictQueryParamsMixin, mixins.ListModelMixin, mixins.RetrieveM
             job, created = job_create(
                 account=request.auth.account, user=request.user, data=body.validated_data,
                 idempotency_key=key, fingerprint=request_fingerprint(request.data) if key else "",
+                actor=api_actor(request),
             )
         except SpecError as exc:
             raise ValidationError(exc.errors) from exc
@@ -89,9 +102,8 @@ class JobViewSet(StrictQueryParamsMixin, mixins.ListModelMixin, mixins.RetrieveM
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = self.get_object()
-        actor = f"api:{request.auth.key.key_id}"
         try:
-            job = job_cancel(job=job, actor=actor)
+            job = job_cancel(job=job, actor=api_actor(request))
         except JobConflict as exc:
             raise Conflict(str(exc)) from exc
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -113,9 +125,7 @@ class JobViewSet(StrictQueryParamsMixin, mixins.ListModelMixin, mixins.RetrieveM
         if job.submission != Submission.SUBMITTED:
             return Response({"lines": []})
         try:
-            backend = backend_for_account(account=job.account, name=job.backend)
-            ref = RemoteRef(name=job.remote_name, remote_id=job.remote_id)
-            lines = backend.logs(ref, tail=query.validated_data["tail"])
+            lines = job_backend(job).logs(job_remote_ref(job), tail=query.validated_data["tail"])
         except (BackendError, SpecError) as exc:
             raise BackendUnavailable(f"Could not read the logs from {job.backend}: {exc}") from exc
         return Response({"lines": lines})

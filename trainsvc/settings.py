@@ -250,7 +250,6 @@ Q_CLUSTER = {
 # --- Jobs -----------------------------------------------------------------------------------------
 TRAIN_DEFAULT_MAX_RUNTIME_SECONDS = env_int("TRAIN_DEFAULT_MAX_RUNTIME_SECONDS", 24 * 3600)
 TRAIN_PENDING_DEADLINE_SECONDS = env_int("TRAIN_PENDING_DEADLINE_SECONDS", 24 * 3600)
-TRAIN_MAX_SUBMIT_ATTEMPTS = env_int("TRAIN_MAX_SUBMIT_ATTEMPTS", 5)
 # How often the scheduler starts a poll run, and how long one run keeps polling what falls due.
 # The run outlasts the interval a little so there is no gap between runs (scheduler ticks are ~30 s).
 TRAIN_POLL_INTERVAL_SECONDS = env_int("TRAIN_POLL_INTERVAL_SECONDS", 60)

@@ -51,6 +51,12 @@ MAX_SEARCH_PAGES = 100
 SEARCH_OVERLAP_SECONDS = 300
 # TrainingJobName In "a,b,…": a filter value holds at most 1024 characters.
 FILTER_VALUE_MAX_LENGTH = 1024
+# ListTags can lag CreateTrainingJob: a same-named job this young whose tag reads empty may be ours.
+# Older and still untagged, it was not created by Train.
+TAG_READ_LAG = timedelta(minutes=10)
+# arn:aws:sagemaker:<region>:<account>:training-job/<name>, the remote id of every job Train created.
+TRAINING_JOB_ARN_RE = re.compile(r"\Aarn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):training-job/")
+ROLE_ACCOUNT_RE = re.compile(r"\Aarn:aws[a-z-]*:iam::(?P<account>\d{12}):")
 
 # --- native states → Train --------------------------------------------------------------------------
 # Keyed by (TrainingJobStatus, SecondaryStatus); (status, None) covers every other secondary status.
@@ -121,7 +127,9 @@ def _mounts(spec: JobSpec, name: str, config: dict) -> tuple[list, dict, dict | 
 def _stopping_condition(spec: JobSpec) -> dict:
     condition = {"MaxRuntimeInSeconds": min(spec.max_runtime_seconds, MAX_RUNTIME_SECONDS)}
     if spec.backend_options.get("spot"):
-        # Spot: the wait for capacity counts too; SageMaker requires MaxWait >= MaxRuntime.
+        # Spot: the wait for capacity counts too; SageMaker requires MaxWait >= MaxRuntime. The job's
+        # pending deadline is extended past MaxWait (SageMakerBackend.max_queue_seconds), so SageMaker,
+        # not Train, decides when a spot job has waited too long.
         default_wait = min(2 * condition["MaxRuntimeInSeconds"], MAX_RUNTIME_SECONDS)
         condition["MaxWaitTimeInSeconds"] = spec.backend_options.get(
             "max_wait_seconds", max(default_wait, condition["MaxRuntimeInSeconds"]))
@@ -224,6 +232,11 @@ class SageMakerBackend(Backend):
     def build_request(self, spec: JobSpec, name: str) -> dict:
         return build_request(spec, name, self.config)
 
+    def max_queue_seconds(self, spec: JobSpec) -> int:
+        # A spot job may wait for capacity until MaxWaitTimeInSeconds (then SageMaker stops it,
+        # MaxWaitTimeExceeded); an on-demand job has no queue limit of SageMaker's.
+        return _stopping_condition(spec).get("MaxWaitTimeInSeconds", 0)
+
     @property
     def clients(self):
         return aws_clients(self.config)
@@ -236,6 +249,7 @@ class SageMakerBackend(Backend):
         for attempt in range(CREATE_TRIES):
             if attempt:
                 time.sleep(CREATE_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            refused = None  # a throttled last try: its retry_after tells the core when to come back
             try:
                 answer = self.clients.sagemaker_create.create_training_job(**request)
                 return RemoteRef(name=name, remote_id=answer["TrainingJobArn"])
@@ -243,6 +257,7 @@ class SageMakerBackend(Backend):
                 if error_code(exc) == "ResourceInUse":
                     return self._adopt(name, spec.job_id)
                 if error_code(exc) in THROTTLING_CODES:
+                    refused = backend_error(exc, "create the training job")
                     continue  # refused, not applied: nothing to look up
                 if http_status(exc) < 500:
                     raise backend_error(exc, "create the training job") from exc
@@ -252,6 +267,8 @@ class SageMakerBackend(Backend):
             # The create may have been applied although its answer was lost: look before retrying.
             if self._describe(name) is not None:
                 return self._adopt(name, spec.job_id)
+        if refused is not None:
+            raise refused
         raise BackendError(f"SageMaker did not confirm the creation of {name} after {CREATE_TRIES} tries.")
 
     def _describe(self, name: str) -> dict | None:
@@ -281,20 +298,24 @@ class SageMakerBackend(Backend):
         record = self._describe(name)
         if record is None:
             raise BackendError(f"SageMaker reported {name} as existing but cannot describe it yet.")
-        if self._owner(record) != job_id:
-            raise BackendError(f"A SageMaker training job named {name} already exists and was not created "
-                               f"by Train for this job.", permanent=True)
-        return RemoteRef(name=name, remote_id=record["TrainingJobArn"])
+        return self._if_ours(record, job_id)
 
-    def find(self, name: str) -> RemoteRef | None:
+    def _if_ours(self, record: dict, job_id: str) -> RemoteRef:
+        """A ref to `record` if Train created it for `job_id`. An empty tag on a young job is a lagging
+        tag read (retry later); a different tag, or none on an older job, is another job's name."""
+        name, owner = record["TrainingJobName"], self._owner(record)
+        if owner == job_id:
+            return RemoteRef(name=name, remote_id=record["TrainingJobArn"])
+        created = record.get("CreationTime")
+        if not owner and (created is None or datetime.now(UTC) - created < TAG_READ_LAG):
+            raise BackendError(f"SageMaker training job {name} exists but its {JOB_ID_TAG} tag cannot be read "
+                               f"yet; trying again.")
+        raise BackendError(f"A SageMaker training job named {name} already exists and was not created by Train "
+                           f"for this job ({owner or 'no Train tag'}).", permanent=True)
+
+    def find(self, name: str, *, job_id: str) -> RemoteRef | None:
         record = self._describe(name)
-        if record is None:
-            return None
-        owner = self._owner(record)
-        if not owner or self.remote_name(owner) != name:
-            raise BackendError(f"A SageMaker training job named {name} exists but belongs to another job "
-                               f"({owner or 'no Train tag'}).", permanent=True)
-        return RemoteRef(name=name, remote_id=record["TrainingJobArn"])
+        return None if record is None else self._if_ours(record, job_id)
 
     # --- tracking ----------------------------------------------------------------------------------------
     def poll(self, refs: list[RemoteRef], *, since: datetime | None = None) -> dict[RemoteRef, RemoteStatus]:
@@ -309,8 +330,10 @@ class SageMakerBackend(Backend):
                 "Name": "LastModifiedTime", "Operator": "GreaterThan",
                 "Value": window.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}])
             found = _observations(records, by_name)
+            covered = [ref for ref in refs if ref not in found and self._searchable(ref)]
             if complete:
-                found.update({ref: UNCHANGED for ref in refs if ref not in found})
+                found.update({ref: UNCHANGED for ref in covered})
+            found.update(self._describe_each([ref for ref in refs if ref not in found and ref not in covered]))
             return found
         found = {}
         for chunk in _name_chunks(list(by_name)):
@@ -319,6 +342,14 @@ class SageMakerBackend(Backend):
             found.update(_observations(records, by_name))
         found.update(self._describe_each([ref for ref in refs if ref not in found]))
         return found
+
+    def _searchable(self, ref: RemoteRef) -> bool:
+        """Whether this instance's Search can return the job: its ARN names this region and, when a
+        role is assumed, that role's AWS account. Only such jobs may be called UNCHANGED."""
+        arn = TRAINING_JOB_ARN_RE.match(ref.remote_id)
+        role = ROLE_ACCOUNT_RE.match(self.config.get("assume_role_arn", ""))
+        return bool(arn) and arn["region"] == self.config.get("region") and (
+            role is None or role["account"] == arn["account"])
 
     def _scope_filter(self) -> dict:
         if self.account_id:

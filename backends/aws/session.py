@@ -16,16 +16,15 @@ pacing across calls. The cache is an optimisation only; another process builds i
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from backends.aws.config import aws_endpoint_url
 from backends.base import BackendError
+from backends.common.client_cache import ClientCache
 from backends.common.endpoints import EndpointError
+from backends.common.pacing import RequestPacer
 
 # Role chaining (Train's own role assuming the account's) caps a session at one hour.
 ASSUME_ROLE_SECONDS = 3600
@@ -67,29 +66,6 @@ class AwsTarget:
                    external_id=config.get("external_id", ""), **endpoints)
 
 
-class RequestPacer:
-    """A token bucket shared by every client of one target: each HTTP attempt (retries included)
-    takes a token, waiting when the bucket is empty."""
-
-    def __init__(self, rate: float | None = None, burst: int | None = None):
-        self.rate = REQUESTS_PER_SECOND if rate is None else rate
-        self.burst = REQUEST_BURST if burst is None else burst
-        self.tokens, self.updated = float(self.burst), time.monotonic()
-        self.lock = threading.Lock()
-
-    def wait(self, **_event) -> None:
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                delay = (1 - self.tokens) / self.rate
-            time.sleep(delay)
-
-
 class AwsClients:
     """The clients the SageMaker backend uses for one target. Thread-safe, like boto3 clients."""
 
@@ -98,7 +74,7 @@ class AwsClients:
         import botocore.session
 
         self.target = target
-        self.pacer = RequestPacer()
+        self.pacer = RequestPacer(REQUESTS_PER_SECOND, REQUEST_BURST)
         core = botocore.session.get_session()
         if target.assume_role_arn:
             core.get_component("credential_provider").insert_before("env", _assume_role_provider(target))
@@ -148,27 +124,14 @@ def _assume_role_provider(target: AwsTarget):
     return AssumeAccountRole()
 
 
-_cache: OrderedDict[AwsTarget, AwsClients] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache: ClientCache[AwsClients] = ClientCache(AwsClients, size=CLIENT_CACHE_SIZE)
 
 
 def aws_clients(config: dict) -> AwsClients:
     """The cached clients for an account's configuration (built on first use)."""
-    target = AwsTarget.from_config(config)
-    with _cache_lock:
-        clients = _cache.get(target)
-        if clients is not None:
-            _cache.move_to_end(target)
-            return clients
-    clients = AwsClients(target)
-    with _cache_lock:
-        clients = _cache.setdefault(target, clients)
-        while len(_cache) > CLIENT_CACHE_SIZE:
-            _cache.popitem(last=False)
-    return clients
+    return _cache.get(AwsTarget.from_config(config))
 
 
 def aws_clients_clear() -> None:
     """Forget every cached client (tests that change credentials between cases)."""
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()

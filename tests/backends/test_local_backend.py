@@ -98,8 +98,8 @@ def test_submitting_twice_starts_the_process_once(backend, job_scratch):
     final_status(backend, ref)
     run(backend, job)  # a late retry after the job finished
     assert starts.read_text().count("start") == 1
-    assert backend.find(ref.name) == ref
-    assert backend.find("train-unknown") is None
+    assert backend.find(ref.name, job_id=job.job_id) == ref
+    assert backend.find("train-unknown", job_id="job_unknown") is None
 
 
 def test_supervisor_killed_mid_run_is_reported_lost(backend, tmp_path):

@@ -28,10 +28,10 @@ BODY = {
 }
 
 
-def wait_for(base, caller, job_id, statuses):
+def wait_for(base, caller, job_id, statuses, *, with_log_tail=False):
     def reached():
         body = requests.get(f"{base}/v1/jobs/{job_id}", headers=caller.http_headers, timeout=5).json()
-        return body if body["status"] in statuses else None
+        return body if body["status"] in statuses and (body["log_tail"] or not with_log_tail) else None
 
     return wait_until(reached, timeout=60, interval=0.3, message=f"{job_id} to reach {statuses}")
 
@@ -74,7 +74,8 @@ def test_jobs_submitted_through_the_api_run_on_sagemaker(operator, member, fake_
         doomed = Job.objects.get(pk=failing).remote_name
         put_log_lines(moto_url, f"{doomed}/algo-1-1700000000", ["epoch 1", "CUDA error: out of memory"])
         sm.fail(doomed, "AlgorithmError: ExecuteUserScriptError: exit code 1")
-        failed = wait_for(base, member, failing, {"COMPLETED", "FAILED", "CANCELED", "EXPIRED"})
+        # The log tail is the effect of entering FAILED: it follows the transition in its own task.
+        failed = wait_for(base, member, failing, {"COMPLETED", "FAILED", "CANCELED", "EXPIRED"}, with_log_tail=True)
         logs = requests.get(f"{base}/v1/jobs/{failing}/logs", headers=member.http_headers, timeout=10).json()
         stop_group(worker, signal.SIGKILL)
 

@@ -13,7 +13,7 @@ from backends.base import UNCHANGED, BackendError, RemoteRef
 from jobs.models import Job, JobEvent, JobStatus, Submission
 from jobs.polling import jobs_poll_once
 from tests.backends.test_sagemaker_request import ECR_IMAGE, spec
-from tests.support.jobs import make_job
+from tests.support.jobs import make_job, run_queued
 
 
 @pytest.mark.parametrize(("status", "secondary", "started", "expected"), [
@@ -183,6 +183,7 @@ def test_the_poller_records_what_sagemaker_reports(submitted_jobs, fake_cloud, m
 
     report = jobs_poll_once()
     assert report.claimed == 5 and report.changed == 4
+    assert run_queued("jobs.tasks.run_job_effects") == 1, "entering FAILED fetches the log tail"
     rows = {job.pk: Job.objects.get(pk=job.pk) for job in submitted_jobs}
     assert (rows[running.pk].status, rows[running.pk].remote_status) == (JobStatus.IN_PROGRESS, "InProgress/Training")
     cloud_start = sm.jobs[running.remote_name]["TrainingStartTime"]

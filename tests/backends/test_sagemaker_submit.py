@@ -94,13 +94,14 @@ def test_refusals_become_backend_errors(backend, code, permanent):
 
 
 def test_find_returns_only_the_job_train_created_under_that_name(backend):
-    assert backend.find(NAME) is None
+    assert backend.find(NAME, job_id=JOB_ID) is None
     created = backend.submit(spec(), NAME)
-    assert backend.find(NAME) == created
-    other = SageMakerBackend.remote_name("job_" + "2" * 32)
+    assert backend.find(NAME, job_id=JOB_ID) == created
+    other_id = "job_" + "2" * 32
+    other = SageMakerBackend.remote_name(other_id)
     backend.submit(spec(job_id="job_" + "3" * 32), other)
     with pytest.raises(BackendError) as caught:
-        backend.find(other)
+        backend.find(other, job_id=other_id)
     assert caught.value.permanent
 
 

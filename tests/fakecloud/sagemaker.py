@@ -41,8 +41,10 @@ class FakeSageMaker:
     name = "sagemaker"
 
     def __init__(self, *, region: str = "eu-west-1", stop_delay_seconds: float = 0.0):
-        self.region = region
+        self.region = region  # requests signed for another region go to another fake (or none)
         self.stop_delay_seconds = stop_delay_seconds
+        # Instance type -> instances the account may run at once (ResourceLimitExceeded beyond).
+        self.instance_quota: dict[str, int] = {}
         self.jobs: dict[str, dict] = {}  # name -> the record DescribeTrainingJob returns
         self.tags: dict[str, list] = {}  # arn -> tags
         self.creates: list[dict] = []  # every applied CreateTrainingJob request, in order
@@ -54,7 +56,10 @@ class FakeSageMaker:
 
     # --- the protocol ------------------------------------------------------------------------------
     def matches(self, request: FakeRequest) -> bool:
-        return request.headers.get("X-Amz-Target", "").startswith("SageMaker.")
+        # The SigV4 credential scope names the region the client was built for.
+        signed_for = REGION_RE.search(request.headers.get("Authorization", ""))
+        return request.headers.get("X-Amz-Target", "").startswith("SageMaker.") and (
+            signed_for is None or signed_for.group(1) == self.region)
 
     def operation(self, request: FakeRequest) -> tuple[str, str]:
         operation = request.headers["X-Amz-Target"].split(".", 1)[1]
@@ -99,6 +104,7 @@ class FakeSageMaker:
         if name in self.jobs:
             raise SageMakerError("ResourceInUse", "Training job names must be unique within an AWS account and "
                                  f"region, and a training job with this name already exists ({self._arn(name)})")
+        self._check_quota(body.get("ResourceConfig", {}))
         self.creates.append(body)
         now = time.time()
         record = {key: value for key, value in body.items() if key != "Tags"}
@@ -156,6 +162,20 @@ class FakeSageMaker:
         page, token = self._page(jobs, body, default_size=10)
         return {"Results": [{"TrainingJob": {**self._show(j), "Tags": self.tags[j["TrainingJobArn"]]}} for j in page],
                 **token}
+
+    def _check_quota(self, resources: dict) -> None:
+        kind, wanted = resources.get("InstanceType", ""), int(resources.get("InstanceCount", 1))
+        if kind not in self.instance_quota:
+            return
+        used = sum(int(j["ResourceConfig"].get("InstanceCount", 1)) for j in self.jobs.values()
+                   if j.get("ResourceConfig", {}).get("InstanceType") == kind
+                   and self._settle(j)["TrainingJobStatus"] in ("InProgress", "Stopping"))
+        limit = self.instance_quota[kind]
+        if used + wanted > limit:
+            raise SageMakerError("ResourceLimitExceeded", f"The account-level service limit '{kind} for training "
+                                 f"job usage' is {limit} Instances, with current utilization of {used} Instances "
+                                 f"and a request delta of {wanted} Instances. Please use AWS Service Quotas to "
+                                 f"request an increase for this quota.")
 
     # --- helpers ------------------------------------------------------------------------------------------
     def _arn(self, name: str) -> str:

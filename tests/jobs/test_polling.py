@@ -31,13 +31,12 @@ def test_running_job_moves_to_in_progress_with_cloud_start_time(job, fake_backen
     assert row.next_poll_at > timezone.now()
 
 
-def test_failed_job_keeps_reason_and_log_tail(job, fake_backend):
+def test_failed_job_keeps_reason(job, fake_backend):
     fake_backend.jobs[job.remote_name] = RemoteStatus("FAILED", "Failed", message="OOM in step 12")
     jobs_poll_once()
     row = Job.objects.get(pk=job.pk)
     assert row.status == JobStatus.FAILED
     assert row.status_message == "OOM in step 12"
-    assert row.log_tail == ["line 0", "line 1", "line 2"]
     assert row.next_poll_at is None
     assert JobEvent.objects.get(job=job).reason == "OOM in step 12"
 

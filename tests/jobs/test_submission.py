@@ -16,8 +16,6 @@ def job(acme, fake_backend):
     return make_job(acme, backend="fake")
 
 
-
-
 def test_submit_creates_remote_job_and_marks_submitted(job, fake_backend):
     job_submit(job.pk)
     row = Job.objects.get(pk=job.pk)
@@ -74,22 +72,6 @@ def test_permanent_error_fails_the_job_with_the_reason(job, fake_backend):
     assert row.status == JobStatus.FAILED
     assert row.status_message == "role cannot be assumed"
     assert JobEvent.objects.get(job=job).to_status == JobStatus.FAILED
-
-
-def test_too_many_attempts_fail_the_job_when_no_remote_job_exists(job, fake_backend, settings):
-    Job.objects.filter(pk=job.pk).update(submit_attempts=settings.TRAIN_MAX_SUBMIT_ATTEMPTS)
-    job_submit(job.pk)
-    row = Job.objects.get(pk=job.pk)
-    assert row.status == JobStatus.FAILED
-    assert "attempts" in row.status_message
-    assert fake_backend.calls["submit"] == 0
-
-
-def test_too_many_attempts_still_adopt_an_existing_remote_job(job, fake_backend, settings):
-    fake_backend.jobs[job.remote_name] = RemoteStatus(status="PENDING", remote_status="Queued")
-    Job.objects.filter(pk=job.pk).update(submit_attempts=settings.TRAIN_MAX_SUBMIT_ATTEMPTS)
-    job_submit(job.pk)
-    assert Job.objects.get(pk=job.pk).submission == Submission.SUBMITTED
 
 
 def test_cancel_requested_before_create_cancels_without_creating(job, fake_backend):

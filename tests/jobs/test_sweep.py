@@ -5,7 +5,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from backends.base import BackendError, RemoteStatus
 from jobs.models import Job, JobEvent, JobStatus, Submission
 from jobs.sweeping import jobs_sweep
 from tests.support.jobs import make_job, make_submitted_job, queued_job_ids
@@ -35,7 +34,8 @@ def test_submission_claimed_by_a_dead_worker_is_resubmitted(acme, fake_backend, 
 
 
 def test_unconfirmed_cancel_is_sent_again(acme, fake_backend):
-    job = make_submitted_job(acme, backend="fake", cancel_requested_at=timezone.now() - timedelta(minutes=5))
+    job = make_submitted_job(acme, backend="fake", cancel_requested_at=timezone.now() - timedelta(minutes=5),
+                             next_cancel_at=timezone.now() - timedelta(seconds=1))
     assert jobs_sweep().cancels_resent == 1
     assert queued_job_ids("jobs.tasks.cancel_job") == [job.pk]
 
@@ -46,23 +46,6 @@ def test_never_submitted_job_past_the_pending_deadline_expires(acme, fake_backen
     row = Job.objects.get(pk=job.pk)
     assert row.status == JobStatus.EXPIRED and "PENDING" in row.status_message
     assert JobEvent.objects.get(job=job).to_status == JobStatus.EXPIRED
-
-
-def test_submitted_job_past_the_deadline_is_stopped_remotely_then_expired(acme, fake_backend, long_ago):
-    job = make_submitted_job(acme, backend="fake", created_at=long_ago)
-    fake_backend.jobs[job.remote_name] = RemoteStatus("PENDING", "Queued")
-    jobs_sweep()
-    assert fake_backend.canceled == [job.remote_name]
-    assert Job.objects.get(pk=job.pk).status == JobStatus.EXPIRED
-
-
-def test_expiry_waits_when_the_remote_stop_fails(acme, fake_backend, long_ago):
-    job = make_submitted_job(acme, backend="fake", created_at=long_ago)
-    fake_backend.fail_next["cancel"] = BackendError("throttled")
-    jobs_sweep()
-    assert Job.objects.get(pk=job.pk).status == JobStatus.PENDING
-    jobs_sweep()
-    assert Job.objects.get(pk=job.pk).status == JobStatus.EXPIRED
 
 
 def test_job_being_submitted_is_not_expired(acme, fake_backend, long_ago):

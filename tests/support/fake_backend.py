@@ -1,7 +1,9 @@
 """A scriptable in-process backend for tests of the layers above the adapters.
 
 Register it with the `fake_backend` fixture; then script it: `FakeBackend.jobs[name] = RemoteStatus(...)`,
-`FakeBackend.fail_next["submit"] = BackendError(...)`, and read `FakeBackend.calls`."""
+`FakeBackend.fail_next["submit"] = BackendError(...)` (once) or `FakeBackend.failing[...]` (until
+removed), `FakeBackend.queue_seconds` (what max_queue_seconds answers), and read `FakeBackend.calls`
+and `FakeBackend.configs` (the configuration each call was made with)."""
 
 from collections import Counter
 
@@ -20,17 +22,27 @@ class FakeBackend(Backend):
     jobs: dict[str, RemoteStatus] = {}
     calls: Counter = Counter()
     fail_next: dict[str, BackendError] = {}
+    failing: dict[str, BackendError] = {}
     unreachable: set[str] = set()
     canceled: list[str] = []
+    configs: list[tuple[str, dict]] = []
+    queue_seconds: int = 0
 
     @classmethod
     def reset(cls):
         cls.jobs, cls.calls, cls.fail_next, cls.unreachable, cls.canceled = {}, Counter(), {}, set(), []
+        cls.failing, cls.configs, cls.queue_seconds = {}, [], 0
 
     def _maybe_fail(self, op):
         self.calls[op] += 1
+        self.configs.append((op, dict(self.config)))
         if op in self.fail_next:
             raise self.fail_next.pop(op)
+        if op in self.failing:
+            raise self.failing[op]
+
+    def max_queue_seconds(self, spec):
+        return self.queue_seconds
 
     def build_request(self, spec, name):
         return {"name": name, "argv": [*spec.command, *spec.args]}
@@ -41,7 +53,7 @@ class FakeBackend(Backend):
         self.jobs.setdefault(name, RemoteStatus(status="PENDING", remote_status="Queued"))
         return RemoteRef(name=name, remote_id=f"remote-{name}")
 
-    def find(self, name):
+    def find(self, name, *, job_id):
         self._maybe_fail("find")
         return RemoteRef(name=name, remote_id=f"remote-{name}") if name in self.jobs else None
 
@@ -54,6 +66,7 @@ class FakeBackend(Backend):
         self.canceled.append(ref.name)
 
     def logs(self, ref, *, tail=100):
+        self._maybe_fail("logs")
         return [f"line {i}" for i in range(3)][-tail:]
 
     def console_url(self, ref):
