@@ -166,10 +166,15 @@ class Backend(ABC):
         """The remote job called `name`, if one exists (crash recovery before any re-create)."""
 
     @abstractmethod
-    def poll(self, refs: list[RemoteRef], *, since: datetime | None = None) -> dict[RemoteRef, RemoteStatus]:
+    def poll(self, refs: list[RemoteRef], *, since: datetime | None = None,
+             deadline: float | None = None) -> dict[RemoteRef, RemoteStatus]:
         """Observe many jobs at once. `since` is when the least recently seen of them was last seen
         (None if one was never seen): an adapter that can list "modified since" may answer UNCHANGED
-        for the others. A ref missing from the result could not be observed this time (back off)."""
+        for the others. A ref missing from the result could not be observed this time (back off).
+
+        `deadline` (a `time.monotonic()` value, or None for no limit) is the poll's time budget: start
+        no cloud request after it, and return what was observed so far. Refs left out once the deadline
+        has passed count as not polled (they are due again at once), not as unreachable."""
 
     @abstractmethod
     def cancel(self, ref: RemoteRef) -> None:

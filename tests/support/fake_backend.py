@@ -22,10 +22,12 @@ class FakeBackend(Backend):
     fail_next: dict[str, BackendError] = {}
     unreachable: set[str] = set()
     canceled: list[str] = []
+    deadlines: list = []  # the `deadline` of each poll call
 
     @classmethod
     def reset(cls):
         cls.jobs, cls.calls, cls.fail_next, cls.unreachable, cls.canceled = {}, Counter(), {}, set(), []
+        cls.deadlines = []
 
     def _maybe_fail(self, op):
         self.calls[op] += 1
@@ -45,8 +47,9 @@ class FakeBackend(Backend):
         self._maybe_fail("find")
         return RemoteRef(name=name, remote_id=f"remote-{name}") if name in self.jobs else None
 
-    def poll(self, refs, *, since=None):
+    def poll(self, refs, *, since=None, deadline=None):
         self._maybe_fail("poll")
+        self.deadlines.append(deadline)
         return {ref: self.jobs[ref.name] for ref in refs if ref.name in self.jobs and ref.name not in self.unreachable}
 
     def cancel(self, ref):
