@@ -47,7 +47,8 @@ def due_jobs():
 
 def jobs_claim_due(*, limit: int, now=None) -> list[Job]:
     """Claim up to `limit` due jobs, oldest due first, by pushing their `next_poll_at` out by
-    TRAIN_POLL_LEASE_SECONDS. The returned instances hold the claimed `next_poll_at`."""
+    TRAIN_POLL_LEASE_SECONDS. The returned instances hold the claimed `next_poll_at`, and in `due_at`
+    when they fell due."""
     now = now or timezone.now()
     lease_until = now + timedelta(seconds=settings.TRAIN_POLL_LEASE_SECONDS)
     with transaction.atomic():
@@ -66,17 +67,19 @@ def jobs_claim_due(*, limit: int, now=None) -> list[Job]:
                 if Job.objects.filter(pk=job.pk, next_poll_at=job.next_poll_at).update(next_poll_at=lease_until)
             ]
     for job in claimed:
-        job.next_poll_at = lease_until
+        job.due_at, job.next_poll_at = job.next_poll_at, lease_until
     return claimed
 
 
-def jobs_release_claims(jobs: list[Job]) -> int:
-    """Give back claimed jobs that were not polled: due again at once, not withheld for the lease. The
-    guard on the claimed time leaves alone a job another writer touched meanwhile."""
+def jobs_release_claims(jobs: list[Job], *, keep_place: bool) -> int:
+    """Give back claimed jobs that were not polled: due again at once, not withheld for the lease.
+    `keep_place`: due since when they fell due, so a group the budget never reached comes before the
+    group that spent it. The guard on the claimed time leaves alone a job another writer touched."""
     released = 0
     now = timezone.now()
     for job in jobs:
-        released += Job.objects.filter(pk=job.pk, next_poll_at=job.next_poll_at).update(next_poll_at=now)
+        released += Job.objects.filter(pk=job.pk, next_poll_at=job.next_poll_at).update(
+            next_poll_at=min(job.due_at, now) if keep_place else now)
     return released
 
 
@@ -109,7 +112,7 @@ def jobs_poll_once(*, now=None, deadline: float | None = None) -> PollReport:
         groups[(job.account_id, job.backend)].append(job)
     for (_account_id, backend_name), jobs in groups.items():
         if time.monotonic() >= deadline:
-            report.released += jobs_release_claims(jobs)
+            report.released += jobs_release_claims(jobs, keep_place=True)
             continue
         _poll_group(backend_name, jobs, report, deadline=deadline)
     if report.released:
@@ -152,7 +155,7 @@ def _poll_group(backend_name: str, jobs: list[Job], report: PollReport, *, deadl
         except Exception:  # one bad job must never stop the batch
             log.exception("recording the poll of %s failed", job.pk)
     jobs_record_quiet(quiet, now=now)
-    report.released += jobs_release_claims(unpolled)
+    report.released += jobs_release_claims(unpolled, keep_place=False)
 
 
 def is_quiet(job: Job, seen: RemoteStatus) -> bool:
