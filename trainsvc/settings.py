@@ -236,7 +236,7 @@ TRAIN_POLL_BATCH_SECONDS = env_int("TRAIN_POLL_BATCH_SECONDS", 20)
 TRAIN_POLL_LEASE_SECONDS = env_int("TRAIN_POLL_LEASE_SECONDS", 55)
 # The poll loop's own lease (seconds), renewed by a heartbeat every third of it: a dead loop's lease
 # lapses this soon, and the next poll run takes over.
-TRAIN_POLL_LOOP_LEASE_SECONDS = env_int("TRAIN_POLL_LOOP_LEASE_SECONDS", 15)
+TRAIN_POLL_LOOP_LEASE_SECONDS = env_int("TRAIN_POLL_LOOP_LEASE_SECONDS", 10)
 # A submission's claim on a job (seconds), renewed by a heartbeat while the submitting task lives: a
 # killed submission can be taken over this soon (by its redelivered task or the sweep).
 TRAIN_SUBMIT_CLAIM_SECONDS = env_int("TRAIN_SUBMIT_CLAIM_SECONDS", 15)
