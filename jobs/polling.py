@@ -128,6 +128,8 @@ def _poll_group(backend_name: str, jobs: list[Job], report: PollReport, *, deadl
         backend = backend_for_account(account=jobs[0].account, name=backend_name)
         report.backend_calls[backend_name] += 1
         observed = backend.poll(list(refs.values()), since=since, deadline=deadline)
+    except DatabaseError:
+        raise  # not this group's fault: the cycle ends and the loop reconnects
     except Exception as exc:  # whatever one group raises, it backs off alone and the cycle goes on
         expected = isinstance(exc, (BackendError, SpecError))
         log.warning("poll of %d %s jobs of account %s failed, backing them off: %r", len(jobs), backend_name,
@@ -152,6 +154,8 @@ def _poll_group(backend_name: str, jobs: list[Job], report: PollReport, *, deadl
                 quiet[_quiet_key(job, observation, type(backend), now)].append(job.pk)
             elif job_apply_observation(job, observation, backend, refs[job.pk]):
                 report.changed += 1
+        except DatabaseError:
+            raise
         except Exception:  # one bad job must never stop the batch
             log.exception("recording the poll of %s failed", job.pk)
     jobs_record_quiet(quiet, now=now)
