@@ -8,8 +8,8 @@ lost, duplicated or wrong.
 Starts the gateways and workers with the Procfile's command lines (tests/support/processes.py) on a
 database of its own (destroyed at the end), with the shipped task and poll timers (not the test suite's
 short ones) and `setup_schedules` run as a deployment would. Posts `--rate` local-backend jobs per second
-for `--seconds` (short `sleep` commands, one in ten exiting 3), while a killer SIGKILLs a random process
-of a worker's pool (a task worker, the pusher or the monitor; the cluster replaces it) every 5-10 s.
+for `--seconds` (short `sleep` commands, one in ten exiting 3), while a killer SIGKILLs a task worker in
+the middle of a task (a submission, a poll run, ...; the cluster replaces the worker) every 5-10 s.
 Then it stops killing and waits for every job to end.
 
 Reports:
@@ -83,35 +83,74 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def pool_processes(cluster_pid: int) -> list[int]:
-    """The processes a worker's sentinel supervises (task workers, pusher, monitor): grandchildren of
-    `manage.py qcluster` that are still qcluster processes (not local jobs they started)."""
-    pool = []
-    for sentinel in children(cluster_pid):
-        for pid in children(sentinel):
-            try:
-                if b"qcluster" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    pool.append(pid)
-            except OSError:
-                continue
-    return pool
+def qcluster_children(pid: int) -> list[int]:
+    found = []
+    for child in children(pid):
+        try:
+            if b"qcluster" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
+# Where an idle task worker waits: reading django-q's task pipe, or for the lock of that pipe.
+IDLE_WAITS = ("pipe_read", "futex")
+POOL = settings.Q_CLUSTER["workers"] + 2  # task workers, monitor, pusher
 
 
 class Killer(threading.Thread):
+    """SIGKILLs a task worker in the middle of a task every few seconds; the cluster replaces it.
+
+    Only busy task workers are killed. django-q's pusher and monitor, and idle workers, hold the locks of
+    the cluster's internal queues: killing one of them leaves the lock taken and the whole cluster
+    stalled, a limit of the worker pool rather than of Train. The sentinel spawns its task workers first,
+    then the monitor and the pusher, so the two newest processes of a fresh pool are those two."""
+
     def __init__(self, clusters, every: tuple[float, float], rng: random.Random):
         super().__init__(daemon=True)
         self.clusters, self.every, self.rng = clusters, every, rng
         self.stop, self.kills = threading.Event(), 0
+        self.auxiliary = set()
+        for cluster in clusters:
+            (sentinel,) = wait_for(lambda cluster=cluster: qcluster_children(cluster.pid))
+            pool = wait_for(lambda sentinel=sentinel: len(found := qcluster_children(sentinel)) >= POOL and found)
+            self.auxiliary.update(sorted(pool)[-2:])
+        self.sentinels = [qcluster_children(cluster.pid)[0] for cluster in clusters]
+
+    def busy_workers(self) -> list[int]:
+        busy = []
+        for sentinel in self.sentinels:
+            for pid in set(qcluster_children(sentinel)) - self.auxiliary:
+                try:
+                    waiting_in = Path(f"/proc/{pid}/wchan").read_text()
+                except OSError:
+                    continue
+                if not any(idle in waiting_in for idle in IDLE_WAITS):
+                    busy.append(pid)
+        return busy
 
     def run(self):
         while not self.stop.wait(self.rng.uniform(*self.every)):
-            pool = [pid for cluster in self.clusters for pid in pool_processes(cluster.pid)]
-            if pool:
-                try:
-                    os.kill(self.rng.choice(pool), signal.SIGKILL)
-                    self.kills += 1
-                except ProcessLookupError:
-                    pass
+            for _try in range(50):  # catch a worker while it runs a task
+                busy = self.busy_workers()
+                if busy:
+                    try:
+                        os.kill(self.rng.choice(busy), signal.SIGKILL)
+                        self.kills += 1
+                    except ProcessLookupError:
+                        pass
+                    break
+                time.sleep(0.05)
+
+
+def wait_for(predicate, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker pool did not start")
+        time.sleep(0.2)
+    return value
 
 
 class QueueSampler(threading.Thread):
