@@ -211,13 +211,18 @@ class Backend(ABC):
         another job is a permanent one."""
 
     @abstractmethod
-    def poll(self, refs: list[RemoteRef], *, since: datetime | None = None) -> dict[RemoteRef, RemoteStatus]:
+    def poll(self, refs: list[RemoteRef], *, since: datetime | None = None,
+             deadline: float | None = None) -> dict[RemoteRef, RemoteStatus]:
         """Observe many jobs at once, all of one account and configuration snapshot. `since` is when
         the least recently seen of them was last seen (None if one was never seen): an adapter whose
         "modified since" query covers a job may answer UNCHANGED for it (see UNCHANGED). A ref missing
         from the result could not be observed this time (the core backs off). Report what the cloud
         says: a cloud-side cancel is CANCELED with its start and end times; the core turns one that
-        came after the job's max runtime, without a cancel request, into EXPIRED."""
+        came after the job's max runtime, without a cancel request, into EXPIRED.
+
+        `deadline` (a `time.monotonic()` value, or None for no limit) is the poll's time budget: start
+        no cloud request after it, and return what was observed so far. Refs left out once the deadline
+        has passed count as not polled (they are due again at once), not as unreachable."""
 
     @abstractmethod
     def cancel(self, ref: RemoteRef) -> None:

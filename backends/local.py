@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -155,8 +156,13 @@ class LocalBackend(Backend):
     def find(self, name: str, *, job_id: str) -> RemoteRef | None:
         return RemoteRef(name=name, remote_id=name) if (self.run_dir(name) / "spec.json").exists() else None
 
-    def poll(self, refs: list[RemoteRef], *, since=None) -> dict[RemoteRef, RemoteStatus]:
-        return {ref: self._observe(self.run_dir(ref.name)) for ref in refs}
+    def poll(self, refs: list[RemoteRef], *, since=None, deadline=None) -> dict[RemoteRef, RemoteStatus]:
+        found = {}
+        for ref in refs:
+            if deadline is not None and time.monotonic() >= deadline:
+                break  # out of budget: the rest are polled in the next cycle
+            found[ref] = self._observe(self.run_dir(ref.name))
+        return found
 
     def _observe(self, run: Path) -> RemoteStatus:
         if not run.is_dir():

@@ -10,6 +10,7 @@ committed, never before it was won.
 """
 
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models, transaction
@@ -269,7 +270,11 @@ class IdempotencyKey(models.Model):
 
 class WorkerLease(models.Model):
     """A named lease one worker holds for a while (e.g. the running poll loop), so that others skip
-    the work instead of duplicating it. Expires by itself if its holder dies."""
+    the work instead of duplicating it. Expires by itself if its holder dies; a live holder renews it
+    (a heartbeat), so the lease can be short.
+
+    A row can also serve as a flag that expires by itself (`flag_set`/`flag_clear`): then the holder
+    is irrelevant and `held_until` is when the flag lapses."""
 
     name = models.CharField(primary_key=True, max_length=64)
     holder = models.CharField(max_length=64, blank=True)
@@ -277,3 +282,40 @@ class WorkerLease(models.Model):
 
     def __str__(self):
         return f"{self.name} until {self.held_until:%H:%M:%S}"
+
+    @classmethod
+    def _ensure(cls, name: str, now) -> None:
+        cls.objects.get_or_create(name=name, defaults={"held_until": now - timedelta(seconds=1)})
+
+    @classmethod
+    def acquire(cls, name: str, holder: str, seconds: float) -> bool:
+        """Take the lease if it is free or expired (or already ours); returns whether `holder` holds it."""
+        now = timezone.now()
+        cls._ensure(name, now)
+        until = now + timedelta(seconds=seconds)
+        return bool(
+            cls.objects.filter(name=name, held_until__lt=now).update(holder=holder, held_until=until)
+            or cls.objects.filter(name=name, holder=holder).update(held_until=until)
+        )
+
+    @classmethod
+    def renew(cls, name: str, holder: str, seconds: float) -> bool:
+        """Extend a lease `holder` still holds; False if it expired and someone else took it."""
+        until = timezone.now() + timedelta(seconds=seconds)
+        return bool(cls.objects.filter(name=name, holder=holder).update(held_until=until))
+
+    @classmethod
+    def release(cls, name: str, holder: str) -> bool:
+        return bool(cls.objects.filter(name=name, holder=holder).update(held_until=timezone.now(), holder=""))
+
+    @classmethod
+    def flag_set(cls, name: str, seconds: float) -> bool:
+        """Raise the flag unless it is already up; returns whether this caller raised it."""
+        now = timezone.now()
+        cls._ensure(name, now)
+        until = now + timedelta(seconds=seconds)
+        return bool(cls.objects.filter(name=name, held_until__lt=now).update(held_until=until))
+
+    @classmethod
+    def flag_clear(cls, name: str) -> bool:
+        return bool(cls.objects.filter(name=name, held_until__gte=timezone.now()).update(held_until=timezone.now()))

@@ -2,7 +2,15 @@
 database connection, so enqueueing inside a transaction is an outbox: the task exists if and only if
 the transaction commits. The sweeper re-drives anything a lost task would have done."""
 
+from django.conf import settings
 from django_q.tasks import async_task
+
+from jobs.models import WorkerLease
+
+# Up while a poll run is queued and has not started: every submission asks for a poll, and one queued
+# run serves them all. It lapses by itself, so a lost task only delays polling until the flag lapses
+# or the schedule runs.
+POLL_QUEUED_FLAG = "poll-queued"
 
 
 def enqueue_submit(job_id: str) -> None:
@@ -13,8 +21,17 @@ def enqueue_cancel(job_id: str) -> None:
     async_task("jobs.tasks.cancel_job", job_id, task_name=f"cancel {job_id}")
 
 
-def enqueue_poll() -> None:
+def enqueue_poll() -> bool:
+    """Queue a poll run unless one is queued already; returns whether this call queued it."""
+    if not WorkerLease.flag_set(POLL_QUEUED_FLAG, settings.TRAIN_POLL_INTERVAL_SECONDS):
+        return False
     async_task("jobs.tasks.poll_due_jobs", task_name="poll due jobs")
+    return True
+
+
+def poll_run_started() -> None:
+    """A poll run started: the next request for a poll queues a new one."""
+    WorkerLease.flag_clear(POLL_QUEUED_FLAG)
 
 
 def enqueue_effects(event_id: int) -> None:

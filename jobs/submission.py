@@ -10,6 +10,7 @@ Every call uses the backend configuration pinned on the job. Nothing here knows 
 
 import logging
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from backends.base import WAITING_CAPACITY, WAITING_QUOTA, BackendError, RemoteRef, SpecError
 from jobs import queue
+from jobs.heartbeat import heartbeat
 from jobs.models import Job, JobStatus, Submission
 from jobs.retries import cancel_resend_at, submit_retry_at
 from jobs.services import job_backend, job_remote_ref, job_spec
@@ -28,8 +30,15 @@ WAITING_FOR = {WAITING_QUOTA: "Waiting for quota", WAITING_CAPACITY: "Waiting fo
 
 
 def submit_lease() -> timedelta:
-    # A claim older than the task timeout belongs to a worker that died: the task cannot still be running.
-    return timedelta(seconds=settings.TRAIN_TASK_TIMEOUT_SECONDS)
+    # A live submitter renews its claim (a heartbeat), so a claim this old belongs to a worker that died:
+    # the redelivered task (or the sweep) takes over, and looks the remote job up before any re-create.
+    return timedelta(seconds=settings.TRAIN_SUBMIT_CLAIM_SECONDS)
+
+
+def job_renew_submission_claim(job_id: str, attempt: int) -> bool:
+    """Keep this attempt's claim alive; False once another attempt took the job over (or it moved on)."""
+    return bool(Job.objects.filter(pk=job_id, submission=Submission.SUBMITTING, submit_attempts=attempt).update(
+        submit_claimed_at=timezone.now()))
 
 
 def job_claim_submission(job_id: str) -> Job | None:
@@ -45,6 +54,12 @@ def job_submit(job_id: str) -> None:
     job = job_claim_submission(job_id)
     if job is None:
         return
+    renew = partial(job_renew_submission_claim, job.pk, job.submit_attempts)
+    with heartbeat(renew, lease_seconds=settings.TRAIN_SUBMIT_CLAIM_SECONDS, what=f"submit {job.pk}"):
+        _submit_claimed(job)
+
+
+def _submit_claimed(job: Job) -> None:
     attempt = job.submit_attempts
     try:
         backend = job_backend(job)

@@ -1,10 +1,18 @@
 """Worker tasks. Each takes ids, re-reads the database and is safe to run twice."""
 
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+
 from jobs import queue
 from jobs.effects import event_run_effects
 from jobs.polling import jobs_poll_loop
 from jobs.submission import job_cancel_remote, job_submit
 from jobs.sweeping import jobs_sweep
+
+# A poll run stops this long before the task timeout, leaving time to record the last batch and hand over.
+POLL_TASK_MARGIN_SECONDS = 10
 
 
 def submit_job(job_id: str) -> None:
@@ -16,8 +24,15 @@ def cancel_job(job_id: str) -> None:
 
 
 def poll_due_jobs() -> None:
-    if jobs_poll_loop():
-        queue.enqueue_poll()  # hand over to a successor so active jobs are never left unwatched
+    task_deadline = time.monotonic() + settings.TRAIN_TASK_TIMEOUT_SECONDS - POLL_TASK_MARGIN_SECONDS
+    close_old_connections()  # the worker's connection may have been dropped since its last task
+    hand_over = True  # if the run fails, a successor still follows the active jobs
+    try:
+        queue.poll_run_started()
+        hand_over = jobs_poll_loop(task_deadline=task_deadline)
+    finally:
+        if hand_over:
+            queue.enqueue_poll()
 
 
 def sweep_jobs() -> dict:

@@ -13,6 +13,10 @@ os.environ.setdefault("TRAIN_TASK_RETRY_SECONDS", "20")
 os.environ.setdefault("TRAIN_POLL_WINDOW_SECONDS", "4")
 os.environ.setdefault("TRAIN_POLL_TICK_SECONDS", "1")
 os.environ.setdefault("TRAIN_POLL_LEASE_SECONDS", "5")
+os.environ.setdefault("TRAIN_POLL_BATCH_SECONDS", "3")
+# Heartbeat leases: a killed worker's poll loop or submission is taken over within seconds.
+os.environ.setdefault("TRAIN_POLL_LOOP_LEASE_SECONDS", "5")
+os.environ.setdefault("TRAIN_SUBMIT_CLAIM_SECONDS", "5")
 os.environ.setdefault("TRAIN_LOCAL_KILL_GRACE_SECONDS", "2")
 os.environ.setdefault("TRAIN_LOG_LEVEL", "WARNING")
 

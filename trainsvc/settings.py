@@ -254,11 +254,32 @@ TRAIN_PENDING_DEADLINE_SECONDS = env_int("TRAIN_PENDING_DEADLINE_SECONDS", 24 * 
 # The run outlasts the interval a little so there is no gap between runs (scheduler ticks are ~30 s).
 TRAIN_POLL_INTERVAL_SECONDS = env_int("TRAIN_POLL_INTERVAL_SECONDS", 60)
 TRAIN_POLL_WINDOW_SECONDS = env_int("TRAIN_POLL_WINDOW_SECONDS", 90)
+# The running loop wakes at least this often to pick up new work (seconds).
 TRAIN_POLL_TICK_SECONDS = env_int("TRAIN_POLL_TICK_SECONDS", 3)
 TRAIN_POLL_BATCH_SIZE = env_int("TRAIN_POLL_BATCH_SIZE", 500)
-TRAIN_POLL_LEASE_SECONDS = env_int("TRAIN_POLL_LEASE_SECONDS", 60)
+# Time budget of one poll cycle (seconds): no backend call starts after it, and claimed jobs not yet
+# polled are released. The budget is also cut to what is left of the task timeout.
+TRAIN_POLL_BATCH_SECONDS = env_int("TRAIN_POLL_BATCH_SECONDS", 20)
+# How long a claimed job is withheld from other pollers (seconds): the batch budget plus room for one
+# backend call that started just before it ran out (a SageMaker poll request takes at most ~33 s).
+# A killed poll's jobs are polled again after this.
+TRAIN_POLL_LEASE_SECONDS = env_int("TRAIN_POLL_LEASE_SECONDS", 55)
+# The poll loop's own lease (seconds), renewed by a heartbeat every third of it: a dead loop's lease
+# lapses this soon, and the next poll run takes over.
+TRAIN_POLL_LOOP_LEASE_SECONDS = env_int("TRAIN_POLL_LOOP_LEASE_SECONDS", 10)
+# A submission's claim on a job (seconds), renewed by a heartbeat while the submitting task lives: a
+# killed submission can be taken over this soon (by its redelivered task or the sweep).
+TRAIN_SUBMIT_CLAIM_SECONDS = env_int("TRAIN_SUBMIT_CLAIM_SECONDS", 15)
 if TRAIN_POLL_WINDOW_SECONDS + 10 >= TRAIN_TASK_TIMEOUT_SECONDS:
     raise ImproperlyConfigured("TRAIN_POLL_WINDOW_SECONDS must end at least 10 s before the task timeout.")
+if TRAIN_POLL_BATCH_SECONDS >= TRAIN_POLL_LEASE_SECONDS:
+    raise ImproperlyConfigured("TRAIN_POLL_LEASE_SECONDS must exceed TRAIN_POLL_BATCH_SECONDS.")
+if min(TRAIN_POLL_LOOP_LEASE_SECONDS, TRAIN_SUBMIT_CLAIM_SECONDS) < 3:
+    raise ImproperlyConfigured("Heartbeat leases (TRAIN_POLL_LOOP_LEASE_SECONDS, TRAIN_SUBMIT_CLAIM_SECONDS) "
+                               "must be at least 3 seconds.")
+if TRAIN_SUBMIT_CLAIM_SECONDS >= TRAIN_TASK_RETRY_SECONDS:
+    raise ImproperlyConfigured("TRAIN_SUBMIT_CLAIM_SECONDS must be shorter than TRAIN_TASK_RETRY_SECONDS, so a "
+                               "redelivered submission can take over at once.")
 
 # --- Registry -------------------------------------------------------------------------------------
 # The host[:port] clients use for Train's registry (`docker push HOST/account/repo:tag`). Job images

@@ -271,11 +271,11 @@ class SageMakerBackend(Backend):
             raise refused
         raise BackendError(f"SageMaker did not confirm the creation of {name} after {CREATE_TRIES} tries.")
 
-    def _describe(self, name: str) -> dict | None:
+    def _describe(self, name: str, *, client=None) -> dict | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self.clients.sagemaker.describe_training_job(TrainingJobName=name)
+            return (client or self.clients.sagemaker).describe_training_job(TrainingJobName=name)
         except ClientError as exc:
             if is_not_found(exc):
                 return None
@@ -318,17 +318,19 @@ class SageMakerBackend(Backend):
         return None if record is None else self._if_ours(record, job_id)
 
     # --- tracking ----------------------------------------------------------------------------------------
-    def poll(self, refs: list[RemoteRef], *, since: datetime | None = None) -> dict[RemoteRef, RemoteStatus]:
+    def poll(self, refs: list[RemoteRef], *, since: datetime | None = None,
+             deadline: float | None = None) -> dict[RemoteRef, RemoteStatus]:
         """Few jobs: Describe each. Seen before: one Search for what changed since (the rest is
-        UNCHANGED). Some never seen: Search them by name, and Describe those Search does not know yet."""
+        UNCHANGED). Some never seen: Search them by name, and Describe those Search does not know yet.
+        No request starts after `deadline`; the poll client's timeouts keep one request short."""
         if len(refs) <= DESCRIBE_AT_MOST:
-            return self._describe_each(refs)
+            return self._describe_each(refs, deadline)
         by_name = {ref.name: ref for ref in refs}
         if since is not None:
             window = since - timedelta(seconds=SEARCH_OVERLAP_SECONDS)
             records, complete = self._search([self._scope_filter(), {
                 "Name": "LastModifiedTime", "Operator": "GreaterThan",
-                "Value": window.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}])
+                "Value": window.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}], deadline)
             found = _observations(records, by_name)
             covered = [ref for ref in refs if ref not in found and self._searchable(ref)]
             if complete:
@@ -338,9 +340,9 @@ class SageMakerBackend(Backend):
         found = {}
         for chunk in _name_chunks(list(by_name)):
             records, _ = self._search([self._scope_filter(), {"Name": "TrainingJobName", "Operator": "In",
-                                                              "Value": ",".join(chunk)}])
+                                                              "Value": ",".join(chunk)}], deadline)
             found.update(_observations(records, by_name))
-        found.update(self._describe_each([ref for ref in refs if ref not in found]))
+        found.update(self._describe_each([ref for ref in refs if ref not in found], deadline))
         return found
 
     def _searchable(self, ref: RemoteRef) -> bool:
@@ -356,15 +358,17 @@ class SageMakerBackend(Backend):
             return {"Name": f"Tags.{ACCOUNT_TAG}", "Operator": "Equals", "Value": self.account_id}
         return {"Name": f"Tags.{JOB_ID_TAG}", "Operator": "Exists"}
 
-    def _search(self, filters: list[dict]) -> tuple[list[dict], bool]:
+    def _search(self, filters: list[dict], deadline: float | None = None) -> tuple[list[dict], bool]:
         """Training jobs matching every filter, oldest change first; `complete` is False when the
-        page limit cut the answer short (then absent jobs are not known to be unchanged)."""
+        page limit or the deadline cut the answer short (then absent jobs are not known to be unchanged)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         records, token = [], None
         for _ in range(MAX_SEARCH_PAGES):
+            if _past(deadline):
+                return records, False
             try:
-                page = self.clients.sagemaker.search(
+                page = self.clients.sagemaker_poll.search(
                     Resource="TrainingJob", SearchExpression={"Filters": filters, "Operator": "And"},
                     SortBy="LastModifiedTime", SortOrder="Ascending", MaxResults=SEARCH_PAGE_SIZE,
                     **({"NextToken": token} if token else {}))
@@ -376,11 +380,13 @@ class SageMakerBackend(Backend):
                 return records, True
         return records, False
 
-    def _describe_each(self, refs: list[RemoteRef]) -> dict[RemoteRef, RemoteStatus]:
+    def _describe_each(self, refs: list[RemoteRef], deadline: float | None = None) -> dict[RemoteRef, RemoteStatus]:
         found = {}
         for ref in refs:
+            if _past(deadline):
+                break  # out of budget: the rest are polled in the next cycle
             try:
-                record = self._describe(ref.name)
+                record = self._describe(ref.name, client=self.clients.sagemaker_poll)
             except BackendError as exc:
                 log.warning("poll %s: %s", ref.name, exc)  # this job backs off; the others go on
                 continue
@@ -415,6 +421,10 @@ class SageMakerBackend(Backend):
     def console_url(self, ref: RemoteRef) -> str:
         region = self.config.get("region", "")
         return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{ref.name}"
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _observations(records: list[dict], by_name: dict[str, RemoteRef]) -> dict[RemoteRef, RemoteStatus]:

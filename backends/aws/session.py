@@ -16,6 +16,7 @@ pacing across calls. The cache is an optimisation only; another process builds i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -34,6 +35,10 @@ CONNECT_TIMEOUT_SECONDS = 5
 # botocore retries throttling and 5xx answers with exponential back-off and jitter (standard mode).
 # Creates are never retried by botocore: an ambiguous failure is resolved by a Describe first.
 RETRY_ATTEMPTS = 5
+# Polls run on a time budget (TRAIN_POLL_BATCH_SECONDS) and a missed answer is simply asked again next
+# cycle: their client waits less and retries less, so one request takes at most about 3 x (5 + 5) + 3 s.
+POLL_READ_TIMEOUT_SECONDS = 5
+POLL_RETRY_ATTEMPTS = 3
 # Client-side pacing per AWS principal and region, below SageMaker's per-account control-plane limits
 # (reported as low as 2 requests/s for ListTrainingJobs); bursts are allowed, sustained load is not.
 REQUESTS_PER_SECOND = 5.0
@@ -81,13 +86,16 @@ class AwsClients:
         self.session = boto3.Session(botocore_session=core, region_name=target.region)
         self.sagemaker = self._client("sagemaker", target.endpoint_url, retries=RETRY_ATTEMPTS)
         self.sagemaker_create = self._client("sagemaker", target.endpoint_url, retries=1)
+        self.sagemaker_poll = self._client("sagemaker", target.endpoint_url, retries=POLL_RETRY_ATTEMPTS,
+                                           read_timeout=POLL_READ_TIMEOUT_SECONDS)
         self.logs = self._client("logs", target.logs_endpoint_url, retries=RETRY_ATTEMPTS)
 
-    def _client(self, service: str, endpoint_url: str, *, retries: int):
+    def _client(self, service: str, endpoint_url: str, *, retries: int, read_timeout: float | None = None):
         from botocore.config import Config
 
         config = Config(
-            connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=settings.TRAIN_AWS_READ_TIMEOUT_SECONDS,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            read_timeout=min(read_timeout or math.inf, settings.TRAIN_AWS_READ_TIMEOUT_SECONDS),
             retries={"mode": "standard", "total_max_attempts": retries}, user_agent_extra="train",
         )
         client = self.session.client(service, endpoint_url=endpoint_url or None, config=config)

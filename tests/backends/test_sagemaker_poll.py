@@ -129,7 +129,7 @@ def test_throttled_polls_are_retried_with_backoff(backend, fake_cloud):
 
 def test_persistent_throttling_is_a_transient_error_with_retry_after(backend):
     refs = [RemoteRef(name=f"train-{index}") for index in range(5)]
-    with Stubber(backend.clients.sagemaker) as stub:
+    with Stubber(backend.clients.sagemaker_poll) as stub:
         stub.add_client_error("search", "ThrottlingException", "Rate exceeded", 400)
         with pytest.raises(BackendError) as caught:
             backend.poll(refs, since=datetime.now(UTC))

@@ -27,11 +27,13 @@ class FakeBackend(Backend):
     canceled: list[str] = []
     configs: list[tuple[str, dict]] = []
     queue_seconds: int = 0
+    deadlines: list = []  # the `deadline` of each poll call
 
     @classmethod
     def reset(cls):
         cls.jobs, cls.calls, cls.fail_next, cls.unreachable, cls.canceled = {}, Counter(), {}, set(), []
         cls.failing, cls.configs, cls.queue_seconds = {}, [], 0
+        cls.deadlines = []
 
     def _maybe_fail(self, op):
         self.calls[op] += 1
@@ -57,8 +59,9 @@ class FakeBackend(Backend):
         self._maybe_fail("find")
         return RemoteRef(name=name, remote_id=f"remote-{name}") if name in self.jobs else None
 
-    def poll(self, refs, *, since=None):
+    def poll(self, refs, *, since=None, deadline=None):
         self._maybe_fail("poll")
+        self.deadlines.append(deadline)
         return {ref: self.jobs[ref.name] for ref in refs if ref.name in self.jobs and ref.name not in self.unreachable}
 
     def cancel(self, ref):
