@@ -13,7 +13,7 @@ from jobs.models import Job, JobEvent, JobStatus
 from jobs.polling import jobs_poll_once
 from jobs.services import job_cancel
 from jobs.submission import job_cancel_remote, job_submit
-from tests.backends.conftest import EXECUTION_ROLE, GATEWAY_ROLE
+from tests.backends.conftest import EXECUTION_ROLE, GATEWAY_ROLE, fake_cloud_endpoints
 from tests.backends.test_sagemaker_request import ECR_IMAGE
 from tests.fakecloud.sagemaker import FakeSageMaker
 from tests.support.jobs import make_job
@@ -53,7 +53,7 @@ def test_running_jobs_finish_and_cancel_in_their_own_region_after_an_edit(sagema
 
     backend_configure(account=sagemaker_account, name="sagemaker", config={
         "region": "us-east-1", "execution_role_arn": EXECUTION_ROLE, "output_s3_uri": "s3://acme-models/train",
-        "assume_role_arn": OTHER_ROLE, "endpoint_url": fake_cloud.url})
+        "assume_role_arn": OTHER_ROLE, **fake_cloud_endpoints(fake_cloud)})
     done, canceled = jobs[0], jobs[1]
     sm.start(done.remote_name)
     sm.complete(done.remote_name)

@@ -166,9 +166,14 @@ def test_the_group_that_spent_the_budget_does_not_come_first_again(acme, fake_ba
     assert Job.objects.get(pk=waiting[0].pk).status == JobStatus.IN_PROGRESS
 
 
-def test_local_job_whose_run_directory_vanished_does_not_stop_other_groups(acme, tmp_path, fake_backend,
-                                                                            settings):
-    settings.TRAIN_LOCAL_RUN_DIR = str(tmp_path)  # this job's run directory is not there
+def test_a_group_whose_poll_raises_an_unexpected_error_does_not_stop_other_groups(acme, fake_backend,
+                                                                                  monkeypatch):
+    from backends.local import LocalBackend
+
+    def vanished(self, refs, **kwargs):
+        raise FileNotFoundError("run directory vanished")
+
+    monkeypatch.setattr(LocalBackend, "poll", vanished)
     globex = account_create(account_id="globex")
     local = make_submitted_job(acme, backend="local", next_poll_at=timezone.now() - timedelta(minutes=1))
     healthy = running(fake_backend, make_submitted_job(globex, backend="fake"))
