@@ -255,6 +255,9 @@ TRAIN_REGISTRY_S3_REGION = os.environ.get("TRAIN_REGISTRY_S3_REGION", "us-east-1
 TRAIN_REGISTRY_MAX_MANIFEST_BYTES = env_int("TRAIN_REGISTRY_MAX_MANIFEST_BYTES", 4 * 1024 * 1024)
 TRAIN_REGISTRY_MAX_BLOB_BYTES = env_int("TRAIN_REGISTRY_MAX_BLOB_BYTES", 64 * 1024**3)
 TRAIN_REGISTRY_MAX_PAGE = env_int("TRAIN_REGISTRY_MAX_PAGE", 1000)
+# Seconds an upload body may go without a single byte before the gateway cuts it off (408; the upload
+# stays resumable at its last offset). There is no limit on a body's total duration while bytes flow.
+TRAIN_REGISTRY_BODY_IDLE_SECONDS = env_int("TRAIN_REGISTRY_BODY_IDLE_SECONDS", 60)
 TRAIN_REGISTRY_UPLOAD_TTL_SECONDS = env_int("TRAIN_REGISTRY_UPLOAD_TTL_SECONDS", 24 * 3600)
 # Per account: bytes of the blobs in its repositories plus its unfinished uploads (0: no quota), and how
 # many upload sessions may be open at once (reference: registry.md §3 #14).
