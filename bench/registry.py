@@ -175,9 +175,9 @@ def skopeo_copy(source: str, destination: str, creds: str | None, *, pull: bool)
     return run_parallel([skopeo_argv(source, destination, creds, pull=pull)])
 
 
-def run_once(index: int, work: Path, size: int, targets: dict, *, keep: bool = False) -> dict:
+def run_once(index: int, work: Path, size: int, targets: dict) -> dict:
     layout = work / f"layout-{index}"
-    (layout / "digest").write_text(json.dumps(build_layout(layout, size)))  # the layer's, for the curl GET
+    build_layout(layout, size)
     order = list(targets) if index % 2 == 0 else list(reversed(targets))
     result = {}
     for name in order:
@@ -234,19 +234,34 @@ def concurrent_round(work: Path, size: int, targets: dict) -> dict:
 
 def curl_mb_s(url: str, *extra: str) -> float:
     subprocess.run(["sync"], check=True)
-    out = subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", *extra,
-                          url], check=True, capture_output=True, text=True).stdout.split()
+    argv = ["curl", "-sS", "--fail-with-body", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", *extra, url]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()
     return int(out[0]) / float(out[1]) / 1e6
 
 
-def curl_round(layer_file: Path, digest: str, train: tuple, reference: str) -> dict:
-    """A raw GET of one large blob: from Train, from Distribution, and of the file itself."""
+def pushed_layer(host: str, repo: str, tag: str, headers: dict) -> str:
+    """The layer digest as pushed (skopeo compresses an uncompressed layer on its way to a registry)."""
+    accept = f"{OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json"
+    url = f"http://{host}/v2/{repo}/manifests/{tag}"
+    manifest = requests.get(url, timeout=30, headers={**headers, "Accept": accept})
+    manifest.raise_for_status()
+    return manifest.json()["layers"][0]["digest"]
+
+
+def curl_round(work: Path, tag: str, train: tuple, reference: str) -> dict:
+    """A raw GET of one large blob: from Train, from Distribution, and of Train's stored file itself."""
     host, key = train
     token = requests.get(f"http://{host}/v2/token", auth=("bench", key), timeout=30,
                          params={"service": "train-registry", "scope": "repository:bench/layer:pull"}).json()["token"]
-    return {"train": curl_mb_s(f"http://{host}/v2/bench/layer/blobs/{digest}", "-H", f"Authorization: Bearer {token}"),
-            "reference": curl_mb_s(f"http://{reference}/v2/ref/layer/blobs/{digest}"),
-            "local_file": curl_mb_s(f"file://{layer_file}")}
+    bearer = {"Authorization": f"Bearer {token}"}
+    train_digest = pushed_layer(host, "bench/layer", tag, bearer)
+    reference_digest = pushed_layer(reference, "ref/layer", tag, {})
+    hex_ = train_digest.removeprefix("sha256:")
+    stored = work / "train-data" / "registry" / "blobs" / "sha256" / hex_[:2] / hex_
+    return {"train": curl_mb_s(f"http://{host}/v2/bench/layer/blobs/{train_digest}",
+                               "-H", f"Authorization: Bearer {token}"),
+            "reference": curl_mb_s(f"http://{reference}/v2/ref/layer/blobs/{reference_digest}"),
+            "local_file": curl_mb_s(f"file://{stored}")}
 
 
 def report(runs: list[dict], size: int, rss: dict, concurrent: dict, concurrent_size: int, curl: dict) -> dict:
@@ -308,13 +323,9 @@ def main():
         pids = worker_pids(master.pid)
         baseline = {pid: memory_kib(pid, "VmRSS") for pid in pids}
         targets = {"train": (train, f"bench:{key}"), "reference": (reference, None)}
-        runs = [run_once(i, work, size, targets, keep=i == args.runs - 1) for i in range(args.runs)]
+        runs = [run_once(i, work, size, targets) for i in range(args.runs)]
         concurrent = concurrent_round(work, args.concurrent_mib * MIB, targets)
-        layout = work / f"layout-{args.runs - 1}"
-        digest = json.loads((layout / "digest").read_text())
-        curl = curl_round(layout / "blobs" / "sha256" / digest.removeprefix("sha256:"), digest, (train, key),
-                          reference)
-        shutil.rmtree(layout)
+        curl = curl_round(work, f"run{args.runs - 1}", (train, key), reference)
         peaks = {pid: memory_kib(pid, "VmHWM") for pid in pids}
     rss = {"peak_mib": max(peaks.values()) / 1024,
            "growth_mib": max(peaks[pid] - baseline[pid] for pid in pids) / 1024}
