@@ -92,7 +92,7 @@ def probe(base, headers, pushes, latencies):
 
 
 def make_run(work: Path, port: int):
-    """`make run`'s steps on a private data directory; returns (honcho process, env, key)."""
+    """`make run`'s steps on a private data directory; returns (honcho process, demo API key)."""
     env = dict(os.environ, TRAIN_DATA_DIR=str(work), PORT=str(port),
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     for name in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
