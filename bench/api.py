@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/train_bench .venv/bin/python bench/api.py
 
-Needs `wrk` (Debian package). Starts gunicorn (2 sync workers) on loopback with bench/settings.py,
+Needs `wrk` (Debian package). Starts the gateway from the Procfile's `web:` line on loopback with bench/settings.py,
 which adds `/bench/bare` (no auth, one SELECT 1) as the baseline, then runs wrk against each endpoint.
 Prints a table and one JSON line. Nothing here asserts: compare the ratio to the baseline.
 """
@@ -20,6 +20,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.support.procfile import procfile_argv  # noqa: E402 - needs ROOT on the path
+
 DURATION_SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 POST_BODY = json.dumps({"name": "bench", "backend": "local", "image": "python:3.11", "command": ["true"]})
@@ -72,11 +75,8 @@ def main():
     manage(env, "create_account", "bench")
     key = manage(env, "create_api_key", "bench", "--role", "member")
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "trainsvc.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--no-control-socket"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    server = subprocess.Popen(procfile_argv("web", {"PORT": port, "TRAIN_BIND": "127.0.0.1"}),
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     auth = {"x-api-key": key, "x-selected-account-id": "bench"}
     try:

@@ -1,14 +1,18 @@
-"""Registry throughput: skopeo push and pull of one large layer through Train and through the reference
-Distribution registry (Debian's `docker-registry`), measured in the same run on loopback.
+"""Registry throughput: skopeo push and pull of one large layer, four concurrent pushes and pulls, and
+a raw `curl` GET of the large blob, through Train and through the reference Distribution registry
+(Debian's `docker-registry`), measured in the same run on loopback.
 
-    .venv/bin/python bench/registry.py [--size-mib 1024] [--runs 3] [--workers 2] [--keep DIR]
+    .venv/bin/python bench/registry.py [--size-mib 1024] [--runs 3] [--concurrent-mib 256] [--web-concurrency 2]
 
 Each run builds a fresh random layer (so no registry has seen it), pushes it to both registries and
-pulls it back into an empty OCI layout, alternating which registry goes first. Before each timed
-step the page cache is flushed to disk (`sync`), as in reference/registry.md §4b. Train runs as the
-Procfile runs it (gunicorn, sync workers) on SQLite and the filesystem store. Reported: median
-seconds and MB/s per operation, Train/reference ratios, and the peak RSS of Train's gateway workers
-and its growth over the warmed-up baseline. Prints a table, then one JSON line."""
+pulls it back into an empty OCI layout, alternating which registry goes first. Then four fresh layers
+of --concurrent-mib each are pushed to each registry by four skopeo processes at once, and pulled
+back the same way (aggregate MB/s over the wall time). Last, `curl` GETs the last run's layer from
+each registry and reads the same file locally (`curl file://`: the physical limit of this machine).
+Before each timed step dirty pages are flushed (`sync`). Train runs from the Procfile's `web:`
+line (WEB_CONCURRENCY=--workers) on SQLite and the filesystem store. Reported: median seconds and
+MB/s per operation, Train/reference ratios, and the peak RSS of Train's gateway workers over all of
+it and its growth over the warmed-up baseline. Prints a table, then one JSON line."""
 
 import argparse
 import hashlib
@@ -29,6 +33,10 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.support.procfile import procfile_argv  # noqa: E402 - needs ROOT on the path
+
+CONCURRENCY = 4
 MIB = 1024 * 1024
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -137,8 +145,7 @@ def start_train(stack: ExitStack, work: Path, workers: int):
         cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     key = created.stdout.strip().splitlines()[-1]
     port = free_port()
-    argv = [python, "-m", "gunicorn", "trainsvc.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--timeout", "300", "--no-control-socket"]
+    argv = procfile_argv("web", {"PORT": port, "TRAIN_BIND": "127.0.0.1", "WEB_CONCURRENCY": workers})
     proc = stack.enter_context(process(argv, env=env, log=work / "gunicorn.log"))
     wait_http(f"http://127.0.0.1:{port}/readyz", proc, accept=(200,))
     for _ in range(workers * 4):  # warm every worker (imports, key file, DB connection)
@@ -165,13 +172,7 @@ def memory_kib(pid: int, field: str) -> int:
 
 
 def skopeo_copy(source: str, destination: str, creds: str | None, *, pull: bool) -> float:
-    argv = ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false"]
-    if creds:
-        argv += ["--src-creds" if pull else "--dest-creds", creds]
-    subprocess.run(["sync"], check=True)
-    started = time.perf_counter()
-    subprocess.run([*argv, source, destination], check=True, capture_output=True)
-    return time.perf_counter() - started
+    return run_parallel([skopeo_argv(source, destination, creds, pull=pull)])
 
 
 def run_once(index: int, work: Path, size: int, targets: dict) -> dict:
@@ -191,8 +192,81 @@ def run_once(index: int, work: Path, size: int, targets: dict) -> dict:
     return result
 
 
-def report(runs: list[dict], size: int, rss: dict) -> dict:
-    summary = {"layer_bytes": size, "runs": runs, "rss": rss}
+def skopeo_argv(source: str, destination: str, creds: str | None, *, pull: bool) -> list[str]:
+    argv = ["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false"]
+    if creds:
+        argv += ["--src-creds" if pull else "--dest-creds", creds]
+    return [*argv, source, destination]
+
+
+def run_parallel(commands: list[list[str]]) -> float:
+    """Wall seconds for `commands` started together."""
+    subprocess.run(["sync"], check=True)
+    started = time.perf_counter()
+    procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for argv in commands]
+    for proc, argv in zip(procs, commands, strict=True):
+        if proc.wait() != 0:
+            raise SystemExit(f"{' '.join(argv[:2])} failed: {proc.stderr.read().decode()[-500:]}")
+    return time.perf_counter() - started
+
+
+def concurrent_round(work: Path, size: int, targets: dict) -> dict:
+    """CONCURRENCY fresh layers pushed at once to each registry, then pulled back at once."""
+    layouts = [work / f"concurrent-{i}" for i in range(CONCURRENCY)]
+    for layout in layouts:
+        build_layout(layout, size)
+    result = {}
+    for name, (host, creds) in targets.items():
+        repo = "bench/many" if name == "train" else "ref/many"
+        refs = [f"docker://{host}/{repo}{i}:latest" for i in range(CONCURRENCY)]
+        push = run_parallel([skopeo_argv(f"oci:{layout}:latest", ref, creds, pull=False)
+                             for layout, ref in zip(layouts, refs, strict=True)])
+        pulled = [work / f"pulled-many-{name}-{i}" for i in range(CONCURRENCY)]
+        pull = run_parallel([skopeo_argv(ref, f"oci:{out}:latest", creds, pull=True)
+                             for ref, out in zip(refs, pulled, strict=True)])
+        for out in pulled:
+            shutil.rmtree(out)
+        result[name] = {"push": push, "pull": pull}
+    for layout in layouts:
+        shutil.rmtree(layout)
+    return result
+
+
+def curl_mb_s(url: str, *extra: str) -> float:
+    subprocess.run(["sync"], check=True)
+    argv = ["curl", "-sS", "--fail-with-body", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", *extra, url]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()
+    return int(out[0]) / float(out[1]) / 1e6
+
+
+def pushed_layer(host: str, repo: str, tag: str, headers: dict) -> str:
+    """The layer digest as pushed (skopeo compresses an uncompressed layer on its way to a registry)."""
+    accept = f"{OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json"
+    url = f"http://{host}/v2/{repo}/manifests/{tag}"
+    manifest = requests.get(url, timeout=30, headers={**headers, "Accept": accept})
+    manifest.raise_for_status()
+    return manifest.json()["layers"][0]["digest"]
+
+
+def curl_round(work: Path, tag: str, train: tuple, reference: str) -> dict:
+    """A raw GET of one large blob: from Train, from Distribution, and of Train's stored file itself."""
+    host, key = train
+    token = requests.get(f"http://{host}/v2/token", auth=("bench", key), timeout=30,
+                         params={"service": "train-registry", "scope": "repository:bench/layer:pull"}).json()["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    train_digest = pushed_layer(host, "bench/layer", tag, bearer)
+    reference_digest = pushed_layer(reference, "ref/layer", tag, {})
+    hex_ = train_digest.removeprefix("sha256:")
+    stored = work / "train-data" / "registry" / "blobs" / "sha256" / hex_[:2] / hex_
+    return {"train": curl_mb_s(f"http://{host}/v2/bench/layer/blobs/{train_digest}",
+                               "-H", f"Authorization: Bearer {token}"),
+            "reference": curl_mb_s(f"http://{reference}/v2/ref/layer/blobs/{reference_digest}"),
+            "local_file": curl_mb_s(f"file://{stored}")}
+
+
+def report(runs: list[dict], size: int, rss: dict, concurrent: dict, concurrent_size: int, curl: dict) -> dict:
+    summary = {"layer_bytes": size, "concurrent_layer_bytes": concurrent_size, "runs": runs, "concurrent": concurrent,
+               "rss": rss}
     lines = [f"{'operation':<22}{'run times (s)':<28}{'median':>10}{'MB/s':>10}"]
     for name in ("train", "reference"):
         for op in ("push", "pull"):
@@ -206,6 +280,23 @@ def report(runs: list[dict], size: int, rss: dict) -> dict:
         # Throughput ratio: ≥ 1 means Train is at least as fast as the reference.
         summary[f"ratio_{op}"] = round(summary[f"reference_{op}_median_s"] / summary[f"train_{op}_median_s"], 3)
         lines.append(f"Train/reference {op} throughput: {summary[f'ratio_{op}']:.2f}x")
+    total = CONCURRENCY * concurrent_size
+    for name in ("train", "reference"):
+        for op in ("push", "pull"):
+            seconds = concurrent[name][op]
+            summary[f"{name}_concurrent_{op}_mb_s"] = round(total / seconds / 1e6, 1)
+            lines.append(f"{f'{name} {CONCURRENCY}x {op}':<22}{f'{seconds:.2f} (wall)':<28}{seconds:>10.2f}"
+                         f"{total / seconds / 1e6:>10.1f}")
+    for op in ("push", "pull"):
+        ratio = concurrent["reference"][op] / concurrent["train"][op]
+        summary[f"ratio_concurrent_{op}"] = round(ratio, 3)
+        lines.append(f"Train/reference {CONCURRENCY}x concurrent {op} throughput: {ratio:.2f}x")
+    for name, mb_s in curl.items():
+        summary[f"curl_get_{name}_mb_s"] = round(mb_s, 1)
+        lines.append(f"{'curl GET ' + name:<22}{'':<28}{size / mb_s / 1e6:>10.2f}{mb_s:>10.1f}")
+    summary["ratio_curl_get"] = round(curl["train"] / curl["reference"], 3)
+    lines.append(f"Train/reference curl GET throughput: {summary['ratio_curl_get']:.2f}x "
+                 f"(local file read: {curl['local_file']:.0f} MB/s)")
     lines.append(f"Train gateway worker peak RSS {rss['peak_mib']:.1f} MiB, growth over warm baseline "
                  f"{rss['growth_mib']:.1f} MiB")
     print("\n".join(lines))
@@ -216,25 +307,29 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrent-mib", type=int, default=256, help=f"layer size of each of the {CONCURRENCY}")
+    parser.add_argument("--web-concurrency", type=int, default=2, help="gateway worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--keep", type=Path, help="work directory to use and keep (default: a temporary one)")
     args = parser.parse_args()
-    if shutil.which("skopeo") is None:
-        raise SystemExit("skopeo is not installed (apt-get install skopeo)")
+    for tool in ("skopeo", "curl"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (apt-get install {tool})")
     work = args.keep or Path(tempfile.mkdtemp(prefix="train-bench-registry-"))
     work.mkdir(parents=True, exist_ok=True)
     size = args.size_mib * MIB
     with ExitStack() as stack:
         reference = start_reference(stack, work)
-        train, key, master = start_train(stack, work, args.workers)
+        train, key, master = start_train(stack, work, args.web_concurrency)
         pids = worker_pids(master.pid)
         baseline = {pid: memory_kib(pid, "VmRSS") for pid in pids}
-        runs = [run_once(i, work, size, {"train": (train, f"bench:{key}"), "reference": (reference, None)})
-                for i in range(args.runs)]
+        targets = {"train": (train, f"bench:{key}"), "reference": (reference, None)}
+        runs = [run_once(i, work, size, targets) for i in range(args.runs)]
+        concurrent = concurrent_round(work, args.concurrent_mib * MIB, targets)
+        curl = curl_round(work, f"run{args.runs - 1}", (train, key), reference)
         peaks = {pid: memory_kib(pid, "VmHWM") for pid in pids}
     rss = {"peak_mib": max(peaks.values()) / 1024,
            "growth_mib": max(peaks[pid] - baseline[pid] for pid in pids) / 1024}
-    summary = report(runs, size, rss)
+    summary = report(runs, size, rss, concurrent, args.concurrent_mib * MIB, curl)
     print(json.dumps({"bench": "registry", **summary}))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

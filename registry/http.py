@@ -2,12 +2,14 @@
 
 import math
 import re
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import connection
 from django.db.models.functions import Collate
 from django.http import HttpResponse
+from django.http.request import UnreadablePostError
 
 from registry.errors import RegistryError
 from registry.store import CHUNK_BYTES
@@ -31,12 +33,54 @@ def has_body(request) -> bool:
     return bool(length) or (length is None and bool(request.META.get("wsgi.input_terminated")))
 
 
+@contextmanager
+def idle_timeout(request):
+    """Reads from the client socket give up after TRAIN_REGISTRY_BODY_IDLE_SECONDS without a byte.
+    The gateway's threads otherwise wait on a silent client forever (gthread workers have no
+    per-request timeout, decision 0030). A body that keeps flowing is never cut off. The socket's
+    timeout is restored afterwards; gunicorn makes it blocking again for the next request anyway."""
+    sock = request.META.get("gunicorn.socket")
+    if sock is None:  # Django's test client, or another server
+        yield
+        return
+    idle = settings.TRAIN_REGISTRY_BODY_IDLE_SECONDS
+    previous = sock.gettimeout()
+    sock.settimeout(idle)
+    try:
+        yield
+    except (TimeoutError, UnreadablePostError) as exc:
+        # Django reports a failed read of the request body as UnreadablePostError from the OSError.
+        if not isinstance(exc, TimeoutError) and not isinstance(exc.__cause__, TimeoutError):
+            raise
+        raise RegistryError("BLOB_UPLOAD_INVALID", f"no body bytes arrived for {idle} s; resume the upload",
+                            status=408) from exc
+    finally:
+        sock.settimeout(previous)
+
+
+def release_database_connection(length: int | None) -> None:
+    """A body that may take long (hours at a few MB/s) is read without holding a database
+    connection: N slow uploads do not pin N connections, and the write after the body gets a fresh
+    connection rather than one the server or a firewall may have dropped meanwhile."""
+    if (length is None or length > CHUNK_BYTES) and not connection.in_atomic_block:
+        connection.close()
+
+
 def body_chunks(request):
     """The request body in bounded chunks, never whole. With Content-Length, exactly that many bytes
     (a shorter body is SIZE_INVALID); without it (a chunked, streaming PATCH), until the end of the
-    stream, which gunicorn marks as terminated."""
+    stream, which gunicorn marks as terminated. A client silent for longer than the idle timeout is
+    cut off with 408; the upload keeps the offset it had before the request."""
     length = declared_length(request)
-    if length is not None:
+    if length is None and not request.META.get("wsgi.input_terminated"):
+        return
+    release_database_connection(length)
+    with idle_timeout(request):
+        if length is None:
+            stream = request.META["wsgi.input"]
+            while data := stream.read(CHUNK_BYTES):
+                yield data
+            return
         remaining = length
         while remaining > 0:
             data = request.read(min(CHUNK_BYTES, remaining))
@@ -44,11 +88,6 @@ def body_chunks(request):
                 raise RegistryError("SIZE_INVALID", "the body is shorter than its Content-Length",
                                     detail={"Content-Length": length, "received": length - remaining})
             remaining -= len(data)
-            yield data
-        return
-    if request.META.get("wsgi.input_terminated"):
-        stream = request.META["wsgi.input"]
-        while data := stream.read(CHUNK_BYTES):
             yield data
 
 

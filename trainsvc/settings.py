@@ -317,6 +317,9 @@ TRAIN_REGISTRY_S3_REGION = os.environ.get("TRAIN_REGISTRY_S3_REGION", "us-east-1
 TRAIN_REGISTRY_MAX_MANIFEST_BYTES = env_int("TRAIN_REGISTRY_MAX_MANIFEST_BYTES", 4 * 1024 * 1024)
 TRAIN_REGISTRY_MAX_BLOB_BYTES = env_int("TRAIN_REGISTRY_MAX_BLOB_BYTES", 64 * 1024**3)
 TRAIN_REGISTRY_MAX_PAGE = env_int("TRAIN_REGISTRY_MAX_PAGE", 1000)
+# Seconds an upload body may go without a single byte before the gateway cuts it off (408; the upload
+# stays resumable at its last offset). There is no limit on a body's total duration while bytes flow.
+TRAIN_REGISTRY_BODY_IDLE_SECONDS = env_int("TRAIN_REGISTRY_BODY_IDLE_SECONDS", 60)
 TRAIN_REGISTRY_UPLOAD_TTL_SECONDS = env_int("TRAIN_REGISTRY_UPLOAD_TTL_SECONDS", 24 * 3600)
 # Seconds a request's claim on an upload session lasts without renewal (renewed while its bytes flow).
 # Only the holder writes; after a holder dies, the session accepts bytes again once this has passed.

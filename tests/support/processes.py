@@ -1,15 +1,17 @@
-"""Real processes for tests: a qcluster worker and a gunicorn gateway on the test database."""
+"""Real processes for tests: the worker and the gateway on the test database, each started from its
+Procfile line (tests/support/procfile.py), so tests run what `make run` and deployments run."""
 
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from django.db import connection
+
+from tests.support.procfile import procfile_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,19 +78,21 @@ def stop_group(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 10) 
 
 
 def qcluster(tmp_path: Path, **env):
-    return running([sys.executable, "manage.py", "qcluster"], env=service_env(**env),
-                   log_path=tmp_path / "qcluster.log")
+    """The worker, as the Procfile's `worker:` line starts it (django-q2's cluster)."""
+    return running(procfile_argv("worker", env), env=service_env(**env), log_path=tmp_path / "qcluster.log")
 
 
 @contextmanager
 def gateway(tmp_path: Path, *, workers: int = 2, **env):
-    """A gunicorn gateway (sync workers, as in the Procfile) on a free loopback port; yields (base URL,
-    process) once /readyz answers. The control socket is off so several gateways can run side by side."""
+    """The gateway, as the Procfile's `web:` line starts it, on a free loopback port with `workers`
+    worker processes (WEB_CONCURRENCY); yields (base URL, gunicorn master) once /readyz answers.
+    PORT is substituted into the command line but not exported, so the registry host the settings
+    derive from it stays that of the test process."""
     import requests
 
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "trainsvc.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
-            str(workers), "--timeout", "120", "--no-control-socket"]
+    variables = {**env, "PORT": port, "TRAIN_BIND": "127.0.0.1", "WEB_CONCURRENCY": workers}
+    argv = procfile_argv("web", variables)
     log = tmp_path / "gunicorn.log"
     with running(argv, env=service_env(**env), log_path=log) as proc:
         base = f"http://127.0.0.1:{port}"
