@@ -131,6 +131,10 @@ class Backend(ABC):
     requires_config: ClassVar[bool] = True
     # Bounds of the adaptive poll interval: soon after a change, rarely for long-running jobs.
     poll_interval_bounds: ClassVar[tuple[int, int]] = (30, 300)
+    # How long a poll cycle withholds a claimed job from other pollers, in seconds, if shorter than
+    # TRAIN_POLL_LEASE_SECONDS: a backend that answers in milliseconds lets a killed poll's jobs be
+    # polled again within seconds. None: the setting.
+    poll_claim_seconds: ClassVar[int | None] = None
     # The Train account this instance acts for (set by backends.services), so an adapter can scope a
     # batch query to the account's jobs (e.g. by the tag it put on them).
     account_id: str = ""

@@ -50,6 +50,7 @@ class LocalBackend(Backend):
     requires_config = False
     # Local status changes should show within seconds, and polling a directory costs nothing.
     poll_interval_bounds = (2, 10)
+    poll_claim_seconds = 5
 
     @property
     def run_root(self) -> Path:

@@ -46,29 +46,40 @@ def due_jobs():
 
 
 def jobs_claim_due(*, limit: int, now=None) -> list[Job]:
-    """Claim up to `limit` due jobs, oldest due first, by pushing their `next_poll_at` out by
-    TRAIN_POLL_LEASE_SECONDS. The returned instances hold the claimed `next_poll_at`, and in `due_at`
+    """Claim up to `limit` due jobs, oldest due first, by pushing their `next_poll_at` out by the claim
+    lease (`claim_seconds`). The returned instances hold the claimed `next_poll_at`, and in `due_at`
     when they fell due."""
     now = now or timezone.now()
-    lease_until = now + timedelta(seconds=settings.TRAIN_POLL_LEASE_SECONDS)
     with transaction.atomic():
         candidates = list(
             due_jobs().filter(next_poll_at__lte=now).order_by("next_poll_at")
             .select_for_update(skip_locked=True, of=("self",)).select_related("account")[:limit]
         )
+        until = {name: now + timedelta(seconds=claim_seconds(name)) for name in {job.backend for job in candidates}}
         if connection.features.has_select_for_update_skip_locked:
-            # The rows are locked by this transaction: one UPDATE claims them all.
-            Job.objects.filter(pk__in=[job.pk for job in candidates]).update(next_poll_at=lease_until)
+            # The rows are locked by this transaction: one UPDATE per backend claims them all.
+            for name, lease_until in until.items():
+                Job.objects.filter(pk__in=[job.pk for job in candidates if job.backend == name]).update(
+                    next_poll_at=lease_until)
             claimed = candidates
         else:
             # Without row locks (SQLite), claim row by row with a compare-and-set on the old poll time.
             claimed = [
                 job for job in candidates
-                if Job.objects.filter(pk=job.pk, next_poll_at=job.next_poll_at).update(next_poll_at=lease_until)
+                if Job.objects.filter(pk=job.pk, next_poll_at=job.next_poll_at).update(
+                    next_poll_at=until[job.backend])
             ]
     for job in claimed:
-        job.due_at, job.next_poll_at = job.next_poll_at, lease_until
+        job.due_at, job.next_poll_at = job.next_poll_at, until[job.backend]
     return claimed
+
+
+def claim_seconds(backend_name: str) -> int:
+    try:
+        own = backend_class(backend_name).poll_claim_seconds
+    except (KeyError, ImportError):  # a backend no longer installed: its group fails and backs off alone
+        own = None
+    return min(own, settings.TRAIN_POLL_LEASE_SECONDS) if own else settings.TRAIN_POLL_LEASE_SECONDS
 
 
 def jobs_release_claims(jobs: list[Job], *, keep_place: bool) -> int:

@@ -36,10 +36,11 @@ def assert_recorded_soon_after_its_end(api, caller, job_id, starts, *, process_t
     assert JobEvent.objects.filter(job_id=job_id, to_status__in=TERMINAL_STATUSES).count() == 1
 
 
-def test_a_poll_loop_killed_inside_its_budget_is_taken_over_within_seconds(api, operator, tmp_path, fresh_faults):
+def test_a_poll_loop_killed_inside_its_budget_is_taken_over_within_seconds(api, operator, tmp_path, job_scratch,
+                                                                          fresh_faults):
     """The worker dies while it holds the loop's lease. The redelivered run must take the loop over at
     once (the dead run's lease lapsed within seconds), and follow the job to its end."""
-    starts = tmp_path / "starts"
+    starts = job_scratch / "starts"
     # The job outlives the task's redelivery, so only a run that loops again can see it end.
     seconds = settings.TRAIN_TASK_RETRY_SECONDS + 8
     with qcluster(tmp_path, TRAIN_FAULTS="poll_loop_wake:sigkill"):
@@ -49,10 +50,11 @@ def test_a_poll_loop_killed_inside_its_budget_is_taken_over_within_seconds(api, 
         assert_recorded_soon_after_its_end(api, operator, job_id, starts, process_timeout=seconds + 90)
 
 
-def test_a_killed_submission_is_redriven_within_seconds_of_its_claim_lapsing(api, operator, tmp_path, fresh_faults):
+def test_a_killed_submission_is_redriven_within_seconds_of_its_claim_lapsing(api, operator, tmp_path, job_scratch,
+                                                                           fresh_faults):
     """The worker dies right after the create. The claim lapses within TRAIN_SUBMIT_CLAIM_SECONDS (no
     heartbeat), the sweep re-drives it, and the new attempt finds the job instead of creating another."""
-    starts = tmp_path / "starts"
+    starts = job_scratch / "starts"
     killed = settings.TRAIN_DATA_DIR / "faults-fired" / "submit_after_create"
     with qcluster(tmp_path, TRAIN_FAULTS="submit_after_create:sigkill"):
         job_id = submit(api, operator, starts, 1)
@@ -69,8 +71,8 @@ def test_a_killed_submission_is_redriven_within_seconds_of_its_claim_lapsing(api
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_terminate_backend is PostgreSQL's")
-def test_the_poll_loop_survives_dropped_database_connections(api, operator, tmp_path):
-    starts = tmp_path / "starts"
+def test_the_poll_loop_survives_dropped_database_connections(api, operator, tmp_path, job_scratch):
+    starts = job_scratch / "starts"
     with qcluster(tmp_path):
         job_id = submit(api, operator, starts, 12)
         wait_for_status(api, operator, job_id, {"IN_PROGRESS"}, timeout=90)

@@ -10,9 +10,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from backends.base import BackendError, RemoteStatus
+from backends.local import LocalBackend
 from jobs import queue
 from jobs.models import Job, JobStatus, WorkerLease
-from jobs.polling import POLL_LOOP_LEASE, jobs_poll_once
+from jobs.polling import POLL_LOOP_LEASE, jobs_claim_due, jobs_poll_once
 from jobs.submission import job_submit
 from jobs.tasks import poll_due_jobs
 from tests.support.fake_backend import FakeBackend
@@ -209,3 +210,15 @@ def test_a_lost_poll_run_does_not_block_polling_for_good(acme, fake_backend):
         held_until=timezone.now() - timedelta(seconds=1))
     assert queue.enqueue_poll()
     assert len(queued_job_ids(POLL_TASK)) == 2
+
+
+def test_a_killed_polls_local_jobs_are_withheld_for_seconds_only(acme, fake_backend, settings):
+    settings.TRAIN_POLL_LEASE_SECONDS = 55  # the shipped claim lease, sized for a slow cloud
+    local = make_submitted_job(acme, backend="local")
+    cloud = make_submitted_job(acme, backend="fake")
+    before = timezone.now()
+    jobs_claim_due(limit=10)  # the poll that claimed them dies here
+    local_until = Job.objects.get(pk=local.pk).next_poll_at
+    assert local_until <= before + timedelta(seconds=LocalBackend.poll_claim_seconds + 1)
+    cloud_until = Job.objects.get(pk=cloud.pk).next_poll_at
+    assert cloud_until >= before + timedelta(seconds=settings.TRAIN_POLL_LEASE_SECONDS)
