@@ -20,8 +20,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from registry.mirror import MirrorTarget
 
 
 @dataclass(frozen=True)
@@ -80,14 +83,6 @@ class RemoteStatus:
 # short) must be observed directly or left out (the core then backs off), never called UNCHANGED:
 # otherwise a job the query misses looks healthy forever.
 UNCHANGED = RemoteStatus(status=None, remote_status="", message="unchanged since the last poll")
-
-
-@dataclass(frozen=True)
-class RegistryTarget:
-    """Where a backend's images must live for the cloud to pull them."""
-
-    host: str
-    repository_prefix: str = ""
 
 
 # BackendError.waiting: why a refused create is worth waiting for, in the words shown to the user
@@ -239,5 +234,17 @@ class Backend(ABC):
     def console_url(self, ref: RemoteRef) -> str:
         return ""
 
-    def registry_target(self) -> RegistryTarget | None:
+    # --- images ------------------------------------------------------------------------------------
+    def mirror_target(self, repository: str) -> MirrorTarget | None:
+        """Where this backend's cloud must find an image of Train's repository `repository`
+        (`<account>/<path>`) to pull it: a registry and a repository there, a credentials provider
+        (asked again when its credential expires), an optional "ensure the repository exists" step,
+        and the name progress shows users ("ECR"). The core mirrors the job's pinned digest there
+        (registry.mirror) and submits the job with `MirrorTarget.reference(digest)`. None: the
+        backend runs Train's images as they are (local), or takes none."""
         return None
+
+    @property
+    def mirror_on_push(self) -> bool:
+        """Whether the account asked for pushed tags to be mirrored before any job needs them."""
+        return bool(self.config.get("mirror_on_push"))

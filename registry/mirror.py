@@ -55,6 +55,10 @@ class MirrorTarget:
     def client(self) -> OciClient:
         return OciClient(self.url, self.credentials, realm_hosts=self.realm_hosts)
 
+    def reference(self, digest: str) -> str:
+        """What the cloud pulls: the target repository by digest."""
+        return f"{self.registry}/{self.repository}@{digest}"
+
 
 class LeaseLost(Exception):
     """Another worker took the mirror over (this one was presumed dead): stop without writing."""
