@@ -400,6 +400,13 @@ TRAIN_AWS_ENDPOINT_HOSTS = env_list(
     "TRAIN_AWS_ENDPOINT_HOSTS",
     [".amazonaws.com", ".amazonaws.com.cn", ".api.aws"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
 )
+# sagemaker: the registry hosts an account's `registry_endpoint` (where mirrored images are pushed instead
+# of ECR's own proxyEndpoint: a proxy or an emulator) may name. Train sends the account's ECR token there,
+# so the list is as strict as TRAIN_AWS_ENDPOINT_HOSTS (exact hosts, or a leading "." for any host under it).
+TRAIN_AWS_REGISTRY_HOSTS = env_list(
+    "TRAIN_AWS_REGISTRY_HOSTS",
+    [".amazonaws.com", ".amazonaws.com.cn"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
+)
 # How long an AWS call may wait for its answer; a create that times out is looked up before a retry.
 TRAIN_AWS_READ_TIMEOUT_SECONDS = env_int("TRAIN_AWS_READ_TIMEOUT_SECONDS", 30)
 # Poll interval bounds for SageMaker jobs in seconds: soon after a change, at most this rarely.
