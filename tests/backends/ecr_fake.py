@@ -40,7 +40,7 @@ def fake_ecr(**options):
     fake = FakeEcr(**options)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's naming)
+        def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             operation = self.headers.get("X-Amz-Target", "").removeprefix(TARGET_PREFIX)
             status, body = fake.answer(operation)
