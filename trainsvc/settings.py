@@ -393,8 +393,8 @@ def default_local_path() -> str:
 # The PATH a local job's command is looked up on (a command without "/" is searched here; one with
 # "/" is relative to the job's work directory).
 TRAIN_LOCAL_PATH = os.environ.get("TRAIN_LOCAL_PATH") or default_local_path()
-# sagemaker: an account's endpoints (`endpoint_url`, `sts_endpoint_url`, `logs_endpoint_url`: VPC
-# endpoints, emulators) may only name these hosts (exact, or a leading "." for any host name under it),
+# sagemaker: an account's endpoints (`endpoint_url`, `sts_endpoint_url`, `logs_endpoint_url`,
+# `ecr_endpoint_url`: VPC endpoints, emulators) may only name these hosts (exact, or a leading "." for any host name under it),
 # so no account can aim Train's signed AWS requests at an internal service (decision 0057).
 TRAIN_AWS_ENDPOINT_HOSTS = env_list(
     "TRAIN_AWS_ENDPOINT_HOSTS",
