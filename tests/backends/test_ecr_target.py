@@ -38,7 +38,7 @@ def config_for(**settings) -> dict:
 
 @pytest.fixture
 def prefix() -> str:
-    # moto serves the whole test session: a prefix of its own keeps each test's repositories apart.
+    # One moto server serves every test of the run: a prefix of its own keeps each test's repositories apart.
     return f"train-{uuid.uuid4().hex[:8]}"
 
 
