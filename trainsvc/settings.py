@@ -394,8 +394,8 @@ def default_local_path() -> str:
 # "/" is relative to the job's work directory).
 TRAIN_LOCAL_PATH = os.environ.get("TRAIN_LOCAL_PATH") or default_local_path()
 # sagemaker: an account's endpoints (`endpoint_url`, `sts_endpoint_url`, `logs_endpoint_url`,
-# `ecr_endpoint_url`: VPC endpoints, emulators) may only name these hosts (exact, or a leading "." for any host name under it),
-# so no account can aim Train's signed AWS requests at an internal service (decision 0057).
+# `ecr_endpoint_url`: VPC endpoints, emulators) may only name these hosts (exact, or a leading "." for
+# any host name under it), so no account can aim Train's signed AWS requests at an internal service (decision 0057).
 TRAIN_AWS_ENDPOINT_HOSTS = env_list(
     "TRAIN_AWS_ENDPOINT_HOSTS",
     [".amazonaws.com", ".amazonaws.com.cn", ".api.aws"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
