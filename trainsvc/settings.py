@@ -393,12 +393,19 @@ def default_local_path() -> str:
 # The PATH a local job's command is looked up on (a command without "/" is searched here; one with
 # "/" is relative to the job's work directory).
 TRAIN_LOCAL_PATH = os.environ.get("TRAIN_LOCAL_PATH") or default_local_path()
-# sagemaker: an account's endpoints (`endpoint_url`, `sts_endpoint_url`, `logs_endpoint_url`: VPC
-# endpoints, emulators) may only name these hosts (exact, or a leading "." for any host name under it),
-# so no account can aim Train's signed AWS requests at an internal service (decision 0057).
+# sagemaker: an account's endpoints (`endpoint_url`, `sts_endpoint_url`, `logs_endpoint_url`,
+# `ecr_endpoint_url`: VPC endpoints, emulators) may only name these hosts (exact, or a leading "." for
+# any host name under it), so no account can aim Train's signed AWS requests at an internal service (decision 0057).
 TRAIN_AWS_ENDPOINT_HOSTS = env_list(
     "TRAIN_AWS_ENDPOINT_HOSTS",
     [".amazonaws.com", ".amazonaws.com.cn", ".api.aws"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
+)
+# sagemaker: the registry hosts an account's `registry_endpoint` (where mirrored images are pushed instead
+# of ECR's own proxyEndpoint: a proxy or an emulator) may name. Train sends the account's ECR token there,
+# so the list is as strict as TRAIN_AWS_ENDPOINT_HOSTS (exact hosts, or a leading "." for any host under it).
+TRAIN_AWS_REGISTRY_HOSTS = env_list(
+    "TRAIN_AWS_REGISTRY_HOSTS",
+    [".amazonaws.com", ".amazonaws.com.cn"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
 )
 # How long an AWS call may wait for its answer; a create that times out is looked up before a retry.
 TRAIN_AWS_READ_TIMEOUT_SECONDS = env_int("TRAIN_AWS_READ_TIMEOUT_SECONDS", 30)

@@ -21,11 +21,20 @@ ROLE_ARN_RE = re.compile(r"\Aarn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]
 S3_URI_RE = re.compile(r"\As3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>[^\x00-\x1f]*))?\Z")
 S3_URI_MAX_LENGTH = 1024  # SageMaker's S3Uri limit
 EXTERNAL_ID_BYTES = 20  # 40 hex characters; STS accepts 2-1224
+# ECR repository names (the CreateRepository API model): slash-separated components of lowercase
+# letters and digits joined by single '.', '_' or '-', 2-256 characters in all. Train's mirrors live
+# under `<prefix>/<Train repository>`, so the prefix leaves room for the repository name.
+ECR_NAME_RE = re.compile(r"\A(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
+ECR_NAME_MAX_LENGTH = 256
+ECR_PREFIX_MAX_LENGTH = 64
+DEFAULT_ECR_PREFIX = "train"
 
 REQUIRED = ("region", "execution_role_arn", "output_s3_uri")
-# One endpoint per AWS service Train calls: a SageMaker VPC endpoint does not serve STS or Logs.
-ENDPOINTS = ("endpoint_url", "sts_endpoint_url", "logs_endpoint_url")
-OPTIONAL = ("checkpoint_s3_uri", "assume_role_arn", *ENDPOINTS)
+# One endpoint per AWS service Train calls: a SageMaker VPC endpoint does not serve STS, Logs or ECR.
+ENDPOINTS = ("endpoint_url", "sts_endpoint_url", "logs_endpoint_url", "ecr_endpoint_url")
+# Mirroring to ECR: where images go, and how the repositories Train creates are set up.
+FLAGS = ("ecr_tag_immutability", "ecr_scan_on_push", "mirror_on_push")
+OPTIONAL = ("checkpoint_s3_uri", "assume_role_arn", *ENDPOINTS, "registry_endpoint", "ecr_repository_prefix", *FLAGS)
 GENERATED = ("external_id",)
 
 
@@ -54,6 +63,32 @@ def endpoint_url_error(value) -> str | None:
     return None
 
 
+def registry_endpoint_url(value) -> str:
+    """The canonical form of a registry endpoint (where Train pushes mirrored images instead of
+    GetAuthorizationToken's proxyEndpoint), or EndpointError. Train sends the account's ECR token
+    there, so only hosts the deployment allows (TRAIN_AWS_REGISTRY_HOSTS) are accepted."""
+    return checked_endpoint_url(value, allowed_hosts=settings.TRAIN_AWS_REGISTRY_HOSTS)
+
+
+def registry_endpoint_error(value) -> str | None:
+    try:
+        registry_endpoint_url(value)
+    except EndpointError as exc:
+        return str(exc)
+    return None
+
+
+def ecr_prefix_error(value) -> str | None:
+    if isinstance(value, str) and len(value) <= ECR_PREFIX_MAX_LENGTH and ECR_NAME_RE.match(value):
+        return None
+    return (f"An ECR repository name prefix of at most {ECR_PREFIX_MAX_LENGTH} characters: lowercase letters "
+            "and digits, joined by single '.', '_', '-' or '/', such as train or ml/train.")
+
+
+def _flag_error(value) -> str | None:
+    return None if isinstance(value, bool) else "true or false."
+
+
 def _field_errors(config: dict) -> dict[str, str]:
     errors = {}
     for key in config:
@@ -69,9 +104,14 @@ def _field_errors(config: dict) -> dict[str, str]:
         "output_s3_uri": s3_uri_error,
         "checkpoint_s3_uri": s3_uri_error,
         **{key: endpoint_url_error for key in ENDPOINTS},
+        "registry_endpoint": registry_endpoint_error,
+        "ecr_repository_prefix": ecr_prefix_error,
+        **{key: _flag_error for key in FLAGS},
     }
     for key, check in checks.items():
-        if config.get(key) and key not in errors and (message := check(config[key])):
+        # A flag is checked whenever present: "false" (a string) is truthy, but must still be refused.
+        present = key in config if key in FLAGS else config.get(key)
+        if present and key not in errors and (message := check(config[key])):
             errors[key] = message
     return errors
 
@@ -92,11 +132,15 @@ def validate_config(config: dict, *, previous: dict) -> dict:
     if errors:
         raise SpecError(errors)
     cleaned = {key: config[key] for key in REQUIRED + OPTIONAL if config.get(key)}
+    cleaned.setdefault("ecr_repository_prefix", DEFAULT_ECR_PREFIX)
+    cleaned.update({key: bool(config.get(key)) for key in FLAGS})
     cleaned["output_s3_uri"] = cleaned["output_s3_uri"].rstrip("/") + "/"
     if "checkpoint_s3_uri" in cleaned:
         cleaned["checkpoint_s3_uri"] = cleaned["checkpoint_s3_uri"].rstrip("/") + "/"
     for key in ENDPOINTS:
         if key in cleaned:
             cleaned[key] = aws_endpoint_url(cleaned[key])
+    if "registry_endpoint" in cleaned:
+        cleaned["registry_endpoint"] = registry_endpoint_url(cleaned["registry_endpoint"])
     cleaned["external_id"] = external_id
     return cleaned

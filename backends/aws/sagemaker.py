@@ -241,6 +241,13 @@ class SageMakerBackend(Backend):
     def clients(self):
         return aws_clients(self.config)
 
+    def mirror_target(self, repository: str):
+        """The account's ECR (backends/aws/ecr.py). Costs one GetAuthorizationToken, whose login the
+        target then uses first; BackendError when ECR cannot be reached or refuses."""
+        from backends.aws.ecr import ecr_target
+
+        return ecr_target(self.config, repository)
+
     # --- submission ------------------------------------------------------------------------------------
     def submit(self, spec: JobSpec, name: str) -> RemoteRef:
         from botocore.exceptions import BotoCoreError, ClientError

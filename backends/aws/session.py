@@ -5,9 +5,9 @@ role). When the account configured `assume_role_arn`, those are exchanged throug
 the account's ExternalId for short-lived credentials that botocore refreshes before they expire. No
 AWS secret is ever read from or written to the database.
 
-Each AWS service gets its own endpoint (SageMaker, STS, CloudWatch Logs): a SageMaker VPC endpoint
-serves SageMaker only, so AssumeRole and log reads must not be sent to it. An unset endpoint means the
-service's default regional endpoint.
+Each AWS service gets its own endpoint (SageMaker, STS, CloudWatch Logs, the ECR API): a SageMaker VPC
+endpoint serves SageMaker only, so AssumeRole, log reads and ECR calls must not be sent to it. An unset
+endpoint means the service's default regional endpoint.
 
 Clients are cached per (region, endpoints, role) in this process: building one costs milliseconds and
 a little memory, and a cached client keeps its connection pool, refreshable credentials and request
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from backends.aws.config import aws_endpoint_url
+from backends.aws.config import ENDPOINTS, aws_endpoint_url
 from backends.base import BackendError
 from backends.common.client_cache import ClientCache
 from backends.common.endpoints import EndpointError
@@ -53,6 +53,7 @@ class AwsTarget:
     endpoint_url: str = ""  # SageMaker
     sts_endpoint_url: str = ""
     logs_endpoint_url: str = ""
+    ecr_endpoint_url: str = ""
     assume_role_arn: str = ""
     external_id: str = ""
 
@@ -61,7 +62,7 @@ class AwsTarget:
         """The target of a stored configuration. Endpoints are checked again here, so one stored
         before a tighter allow-list (or by an older release) is never called."""
         endpoints = {}
-        for key in ("endpoint_url", "sts_endpoint_url", "logs_endpoint_url"):
+        for key in ENDPOINTS:
             if config.get(key):
                 try:
                     endpoints[key] = aws_endpoint_url(config[key])
@@ -89,6 +90,7 @@ class AwsClients:
         self.sagemaker_poll = self._client("sagemaker", target.endpoint_url, retries=POLL_RETRY_ATTEMPTS,
                                            read_timeout=POLL_READ_TIMEOUT_SECONDS)
         self.logs = self._client("logs", target.logs_endpoint_url, retries=RETRY_ATTEMPTS)
+        self.ecr = self._client("ecr", target.ecr_endpoint_url, retries=RETRY_ATTEMPTS)
 
     def _client(self, service: str, endpoint_url: str, *, retries: int, read_timeout: float | None = None):
         from botocore.config import Config

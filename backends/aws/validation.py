@@ -3,7 +3,7 @@ field path a user fixes. Limits come from the CreateTrainingJob API model and Sa
 
 import re
 
-from backends.aws.config import s3_uri_error
+from backends.aws.config import DEFAULT_ECR_PREFIX, ECR_NAME_MAX_LENGTH, ECR_NAME_RE, s3_uri_error
 from backends.base import JobSpec
 from registry.hosts import is_train_registry
 from registry.reference import InvalidReference, parse_reference
@@ -13,6 +13,10 @@ from registry.reference import InvalidReference, parse_reference
 ECR_HOST_RE = re.compile(
     r"\A(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\Z")
 TRAINING_IMAGE_MAX_LENGTH = 255
+# What a mirrored image's TrainingImage adds to its ECR repository name: the registry host (a 12-digit
+# account) and "@sha256:<64 hex>".
+ECR_ACCOUNT_DIGITS = 12
+DIGEST_SUFFIX_LENGTH = len("@sha256:") + 64
 # InputDataConfig holds at most 20 channels, one per read-only mount; a rw mount is the checkpoint.
 MAX_MOUNTS = 20
 MAX_WRITABLE_MOUNTS = 1  # SageMaker syncs exactly one checkpoint directory
@@ -34,18 +38,52 @@ INPUT_MODES = ("FastFile", "File")  # Pipe gives FIFOs, not a directory, so it c
 MAX_WAIT_SECONDS = 28 * 24 * 3600 * 2
 
 
-def image_errors(image: str, region: str) -> list[str]:
+def ecr_repository(prefix: str, repository: str) -> str:
+    """The ECR repository that holds mirrors of Train's `repository` (`<account>/<path>`)."""
+    return f"{prefix}/{repository}"
+
+
+def ecr_repository_error(prefix: str, repository: str) -> str | None:
+    """Why ECR would refuse the mirror repository of `repository`, or None. Train's repository names
+    allow separators ECR does not ('__', '--')."""
+    name = ecr_repository(prefix, repository)
+    if len(name) > ECR_NAME_MAX_LENGTH:
+        return f"Its ECR repository ({name[:40]}…) would be longer than ECR's {ECR_NAME_MAX_LENGTH} characters."
+    if not ECR_NAME_RE.match(name):
+        return (f"ECR cannot hold a repository named {name!r}: ECR joins lowercase letters and digits with "
+                "single '.', '_' or '-' only. Push the image under such a name.")
+    return None
+
+
+def mirrored_image_errors(path: str, config: dict) -> list[str]:
+    """Why an image of Train's registry cannot be mirrored to ECR and run, or []: its ECR repository
+    name must be one ECR accepts, and its TrainingImage (the ECR reference by digest) one SageMaker does."""
+    prefix = config.get("ecr_repository_prefix") or DEFAULT_ECR_PREFIX
+    if message := ecr_repository_error(prefix, path):
+        return [message]
+    region = config.get("region", "")
+    host = f"{'0' * ECR_ACCOUNT_DIGITS}.dkr.ecr.{region}.amazonaws.com" + (".cn" if region.startswith("cn-") else "")
+    length = len(f"{host}/{ecr_repository(prefix, path)}") + DIGEST_SUFFIX_LENGTH
+    if length > TRAINING_IMAGE_MAX_LENGTH:
+        return [f"Mirrored to ECR, this image's reference would be {length} characters; SageMaker accepts at "
+                f"most {TRAINING_IMAGE_MAX_LENGTH}. Use a shorter repository name."]
+    return []
+
+
+def image_errors(image: str, config: dict) -> list[str]:
+    """Why SageMaker cannot run `image`, or []. Images in Train's registry are mirrored to the account's
+    ECR before submission (backends/aws/ecr.py); other images must already be in ECR in the job's region."""
+    region = config.get("region", "")
     try:
         ref = parse_reference(image)
     except InvalidReference as exc:
         return [str(exc)]
     if ref.domain and is_train_registry(ref.domain):
-        return ["Images in Train's registry cannot run on SageMaker yet: mirroring to ECR comes with the "
-                "mirroring capability. Push the image to Amazon ECR and name it here."]
+        return mirrored_image_errors(ref.path, config)
     match = ECR_HOST_RE.match(ref.domain)
     if match is None:
-        return [f"SageMaker runs images from Amazon ECR only, such as "
-                f"123456789012.dkr.ecr.{region}.amazonaws.com/repo:tag; {ref.domain or 'Docker Hub'} is not ECR."]
+        return [f"SageMaker runs images from Amazon ECR or from Train's registry (mirrored to ECR), such as "
+                f"123456789012.dkr.ecr.{region}.amazonaws.com/repo:tag; {ref.domain or 'Docker Hub'} is neither."]
     if match["region"] != region:
         return [f"The image is in ECR in {match['region']}, but this account runs SageMaker jobs in {region}; "
                 f"SageMaker pulls from ECR in the job's region."]
@@ -145,7 +183,7 @@ def _is_int(value, low: int, high: int) -> bool:
 def spec_errors(spec: JobSpec, config: dict) -> dict[str, str]:
     """Every reason SageMaker cannot run `spec`, keyed by field path (empty when it can)."""
     errors = {}
-    if messages := image_errors(spec.image, config.get("region", "")):
+    if messages := image_errors(spec.image, config):
         errors["image"] = messages[0]
     for check in (mount_errors, container_errors, env_errors, label_errors, resource_errors, option_errors):
         errors.update(check(spec))

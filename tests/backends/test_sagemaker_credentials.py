@@ -60,4 +60,6 @@ def test_assume_role_goes_to_the_sts_endpoint_not_the_sagemaker_one(sagemaker_co
 def test_no_aws_secret_is_stored(sagemaker_account):
     stored = BackendConfig.objects.get(account=sagemaker_account, backend="sagemaker").config
     assert set(stored) <= {"region", "execution_role_arn", "output_s3_uri", "checkpoint_s3_uri",
-                           "assume_role_arn", "endpoint_url", "sts_endpoint_url", "logs_endpoint_url", "external_id"}
+                           "assume_role_arn", "endpoint_url", "sts_endpoint_url", "logs_endpoint_url", "external_id",
+                           "ecr_endpoint_url", "registry_endpoint", "ecr_repository_prefix", "ecr_tag_immutability",
+                           "ecr_scan_on_push", "mirror_on_push"}

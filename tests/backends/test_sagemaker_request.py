@@ -40,6 +40,9 @@ CASES = {
         backend_options={"volume_size_gb": 200, "input_mode": "File"},
     ), CONFIG),
     "digest_image": (spec(image=f"{ECR_IMAGE}:v1@{DIGEST}"), CONFIG),
+    # An image of Train's registry, mirrored: the job submits its ECR reference by digest.
+    "mirrored_image": (spec(image=f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/train/acme/trainer@{DIGEST}"),
+                       CONFIG),
     "spot_with_config_checkpoint": (spec(
         backend_options={"spot": True}, storage_mounts=(Mount("s3://acme-data/corpus"),),
     ), {**CONFIG, "checkpoint_s3_uri": "s3://acme-checkpoints/train/"}),

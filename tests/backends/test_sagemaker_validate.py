@@ -59,15 +59,38 @@ def test_ecr_images_in_the_jobs_region_pass(image):
     SageMakerBackend(CONFIG).validate(spec(image=image))
 
 
-def test_image_in_trains_own_registry_waits_for_mirroring(settings):
+@pytest.mark.parametrize("image", [
+    "train.example.com/acme/trainer:v1", f"train.example.com/acme/trainer@sha256:{'0' * 64}",
+    "train.example.com/acme/team.a/trainer-x_1:v1",
+])
+def test_images_in_trains_registry_pass_because_they_are_mirrored_to_ecr(settings, image):
     settings.TRAIN_REGISTRY_HOST = "train.example.com"
-    errors = errors_for(image="train.example.com/acme/trainer:v1")
-    assert "mirroring to ECR comes with the mirroring capability" in errors["image"][0]
+    SageMakerBackend(CONFIG).validate(spec(image=image))
 
 
 @pytest.mark.parametrize(("image", "words"), [
-    ("python:3.11", "Docker Hub"),
-    ("ghcr.io/acme/trainer:v1", "ECR only"),
+    # Train's names allow separators ECR refuses: the job is refused now, not after the copy.
+    ("train.example.com/acme/a__b:v1", "ECR cannot hold a repository named 'train/acme/a__b'"),
+    ("train.example.com/acme/a--b:v1", "ECR cannot hold"),
+    ("train.example.com/acme/" + "/".join(["x" * 30] * 5) + ":v1", "SageMaker accepts at most 255"),
+])
+def test_train_images_ecr_cannot_hold_are_refused_naming_image(settings, image, words):
+    settings.TRAIN_REGISTRY_HOST = "train.example.com"
+    assert words in errors_for(image=image)["image"][0]
+
+
+def test_the_configured_prefix_names_the_ecr_repository(settings):
+    settings.TRAIN_REGISTRY_HOST = "train.example.com"
+    with pytest.raises(SpecError) as caught:
+        SageMakerBackend({**CONFIG, "ecr_repository_prefix": "ml/mirrors"}).validate(
+            spec(image="train.example.com/acme/a__b:v1"))
+    assert "'ml/mirrors/acme/a__b'" in caught.value.errors["image"][0]
+
+
+@pytest.mark.parametrize(("image", "words"), [
+    ("python:3.11", "Docker Hub is neither"),
+    ("docker.io/library/python:3.11", "docker.io is neither"),
+    ("ghcr.io/acme/trainer:v1", "ECR or from Train's registry"),
     ("123456789012.dkr.ecr.us-east-1.amazonaws.com/acme/trainer:v1", "us-east-1"),
 ])
 def test_other_registries_are_refused_naming_image(image, words):
