@@ -6,9 +6,15 @@ refusal is a permanent failure; invalid parameters are refused by name."""
 import base64
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import time
 
+import jwt
 import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from backends.azure import acr
 from backends.azure.acr import acr_target
@@ -137,13 +143,17 @@ def test_invalid_parameters_are_refused_by_name(field, value):
 
 def test_the_registry_itself_refuses_a_token_signed_by_another_key(azure):
     """The target checks tokens: a well-formed token from any other signer gets nothing."""
-    import jwt
-    import requests
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     genuine = azure.registry_jwt("someone", [f"repository:{REPOSITORY}:pull"])["token"]
     forged = jwt.encode(jwt.decode(genuine, options={"verify_signature": False}), ec.generate_private_key(
         ec.SECP256R1()), algorithm="ES256", headers={"x5c": azure.x5c})
     url = f"{azure.base}/v2/{REPOSITORY}/tags/list"
     assert requests.get(url, headers={"Authorization": f"Bearer {forged}"}, timeout=30).status_code == 401
     assert requests.get(url, headers={"Authorization": f"Bearer {genuine}"}, timeout=30).status_code == 404
+
+
+def test_the_cloud_sdks_are_loaded_only_when_a_token_is_needed():
+    code = ("import django, sys; django.setup(); import backends.base, backends.gcp.artifact_registry, "
+            "backends.azure.acr; print(sorted(m for m in sys.modules if m.startswith(('google', 'azure', 'msal'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         env={**os.environ, "DJANGO_SETTINGS_MODULE": "trainsvc.settings"})
+    assert out.stdout.strip() == "[]"
