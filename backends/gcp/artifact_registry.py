@@ -47,6 +47,7 @@ TOKEN_LIFETIME_SECONDS = 3600
 EXPIRY_MARGIN = timedelta(seconds=60)
 USERNAME = "oauth2accesstoken"
 
+# One refresh at a time per process: they are hourly, and two copies starting together then share one.
 _cache_lock = threading.Lock()
 _cache: dict[tuple[str, str], object] = {}  # (service account, IAM URL) -> google-auth credentials
 

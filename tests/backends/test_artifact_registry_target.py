@@ -9,8 +9,10 @@ import json
 import pytest
 
 from backends.base import SpecError
+from backends.common import renewing
 from backends.gcp import artifact_registry
 from backends.gcp.artifact_registry import artifact_registry_target
+from registry.client import Credentials
 from registry.mirror import mirror_ensure, mirror_run
 from registry.models import MirrorState, Repository
 from tests.fakecloud.registry_auth import pulled_digest, registry_auth_fake
@@ -132,3 +134,14 @@ def test_invalid_parameters_are_refused_by_name(field, value):
     with pytest.raises(SpecError) as refused:
         artifact_registry_target(**params)
     assert list(refused.value.errors) == [field]
+
+
+def test_a_refused_token_is_replaced_at_most_once_per_interval(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(renewing.time, "monotonic", lambda: now[0])
+    asked = []
+    provider = renewing.RenewingProvider(lambda fresh: asked.append(fresh) or Credentials("u", str(len(asked))))
+    provider(), provider(), provider()  # cached first, then one fresh token, then the cache again
+    now[0] += renewing.FRESH_INTERVAL_SECONDS
+    provider()
+    assert asked == [False, True, False, True]
