@@ -135,9 +135,9 @@ def _impersonated(service_account: str, iam_url: str):
 
 
 def _error_body(exc) -> dict:
-    for arg in exc.args[1:]:
+    for arg in exc.args[1:]:  # google-auth passes the response body, as text or already decoded
         try:
-            body = json.loads(arg) if isinstance(arg, str | bytes) else None
+            body = json.loads(arg) if isinstance(arg, str | bytes) else arg
         except ValueError:
             continue
         if isinstance(body, dict):

@@ -115,7 +115,7 @@ def test_refused_application_default_credentials_fail_permanently(google, pushed
     google.train_identity_revoked = True
     mirror = copy(pushed, target_for(google))
     assert mirror.state == MirrorState.FAILED
-    assert "no access token" in mirror.error
+    assert "no access token" in mirror.error and "invalid_grant" in mirror.error
 
 
 @pytest.mark.parametrize(("field", "value"), [
