@@ -407,6 +407,16 @@ TRAIN_AWS_REGISTRY_HOSTS = env_list(
     "TRAIN_AWS_REGISTRY_HOSTS",
     [".amazonaws.com", ".amazonaws.com.cn"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
 )
+# Mirror targets on Google Cloud and Azure: endpoint overrides (emulators, private endpoints) may only
+# name these hosts, so no account can aim Train's Google or Entra ID tokens at another service.
+TRAIN_GOOGLE_ENDPOINT_HOSTS = env_list(
+    "TRAIN_GOOGLE_ENDPOINT_HOSTS",
+    [".googleapis.com", ".pkg.dev"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
+)
+TRAIN_AZURE_ENDPOINT_HOSTS = env_list(
+    "TRAIN_AZURE_ENDPOINT_HOSTS",
+    [".azurecr.io", "login.microsoftonline.com"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
+)
 # How long an AWS call may wait for its answer; a create that times out is looked up before a retry.
 TRAIN_AWS_READ_TIMEOUT_SECONDS = env_int("TRAIN_AWS_READ_TIMEOUT_SECONDS", 30)
 # Poll interval bounds for SageMaker jobs in seconds: soon after a change, at most this rarely.
