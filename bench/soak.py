@@ -84,10 +84,11 @@ def children(pid: int) -> list[int]:
 
 
 def qcluster_children(pid: int) -> list[int]:
+    """Children of `pid` that are processes of the worker (the Procfile's `manage.py worker`)."""
     found = []
     for child in children(pid):
         try:
-            if b"qcluster" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"manage.py" in Path(f"/proc/{child}/cmdline").read_bytes():
                 found.append(child)
         except OSError:
             continue
@@ -260,6 +261,7 @@ def run(options) -> dict:
     _key, plaintext = api_key_create(account=account, role=Role.ADMIN, username="soak")
     headers = {"x-api-key": plaintext, "x-selected-account-id": account.id}
     work = Path(tempfile.mkdtemp(prefix="soak-"))
+    work.chmod(0o711)  # jobs run as users of their own when Train runs as root: let them reach `starts`
     starts = work / "starts"
     starts.mkdir()
     starts.chmod(0o777)  # job processes may run as another user
