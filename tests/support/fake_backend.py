@@ -44,10 +44,12 @@ class FakeBackend(Backend):
         cls.deadlines, cls.mirror_to, cls.mirror_credentials, cls.specs = [], None, ("", ""), []
 
     def mirror_target(self, repository):
-        if self.mirror_to is None:
+        # The pinned configuration may name the target (a worker process cannot be scripted).
+        mirror_to = self.config.get("mirror_to", self.mirror_to)
+        if mirror_to is None:
             return None
-        scheme, host = self.mirror_to.split("://", 1)
-        username, password = self.mirror_credentials
+        scheme, host = mirror_to.split("://", 1)
+        username, password = self.config.get("mirror_credentials", self.mirror_credentials)
         return MirrorTarget(registry=host, repository=f"train/{repository}", scheme=scheme, label="the test registry",
                             credentials=lambda: Credentials(username, password))
 
