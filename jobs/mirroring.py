@@ -9,11 +9,14 @@ ends (DONE or FAILED) every job waiting on it is handed back to a submitter."""
 
 import logging
 
-from backends.base import Backend, SpecError
+from django.utils import timezone
+
+from backends.base import Backend, BackendError, SpecError
 from backends.models import BackendConfig
 from backends.services import backend_for_snapshot
 from jobs import queue
 from jobs.models import MIRROR_STAGES, Job, JobStatus, Submission
+from jobs.retries import submit_retry_at
 from jobs.services import job_backend
 from registry.hosts import is_train_registry
 from registry.mirror import MirrorTarget, mirror_ensure, mirror_progress_text, mirror_run
@@ -51,6 +54,9 @@ def job_mirror_stage(job: Job) -> bool:
         target = job_mirror_target(job, backend)
     except SpecError:
         return True  # the submitter records why the backend cannot take the job
+    except BackendError as exc:
+        _target_unavailable(job, exc)
+        return False
     if target is None:
         return True
     if job.cancel_requested_at:
@@ -70,6 +76,15 @@ def job_mirror_stage(job: Job) -> bool:
     if job.enter_mirroring(mirror=mirror, label=target.label):
         queue.enqueue_mirror(mirror.pk, job_id=job.pk)
     return False
+
+
+def _target_unavailable(job: Job, exc: BackendError) -> None:
+    """The backend could not say where the image goes (its cloud refused or did not answer)."""
+    if exc.permanent:
+        _fail(job, exc.message)
+        return
+    retry_at = submit_retry_at(now=timezone.now(), attempt=1, retry_after=exc.retry_after)
+    job.defer_submission(retry_at=retry_at, message=f"Mirroring will be retried: {exc.message}")
 
 
 def _fail(job: Job, message: str) -> None:
@@ -97,25 +112,25 @@ def mirror_target_for(mirror: Mirror, *, job_id: str | None = None, backend_name
     """The target (with its credentials) to copy `mirror` with: from a waiting job's pinned backend
     configuration, else from the account's configuration of `backend_name` (or of any backend whose
     target is this mirror's, for a mirror started by a push)."""
-    path = mirror.repository.name
-    jobs = Job.objects.filter(mirror=mirror, status=JobStatus.PENDING, submission=Submission.MIRRORING)
-    for job in ([Job.objects.filter(pk=job_id).first()] if job_id else []) + list(jobs[:5]):
-        if job is None:
-            continue
+    path, account_id = mirror.repository.name, mirror.repository.account_id
+    # The job the task was queued for first, then a few others waiting on the mirror.
+    jobs = Job.objects.filter(account_id=account_id, status=JobStatus.PENDING)
+    named = list(jobs.filter(pk=job_id)) if job_id else []
+    for job in named + list(jobs.filter(mirror=mirror, submission=Submission.MIRRORING)[:5]):
         try:
             target = job_backend(job).mirror_target(path)
-        except SpecError:
+        except (SpecError, BackendError):
             continue
         if _same_target(mirror, target):
             return target
-    configs = BackendConfig.objects.filter(account_id=mirror.repository.account_id)
+    configs = BackendConfig.objects.filter(account_id=account_id)
     if backend_name:
         configs = configs.filter(backend=backend_name)
     for row in configs:
         try:
-            target = backend_for_snapshot(account_id=row.account_id, name=row.backend, config=row.config
+            target = backend_for_snapshot(account_id=account_id, name=row.backend, config=row.config
                                           ).mirror_target(path)
-        except SpecError:
+        except (SpecError, BackendError):
             continue
         if _same_target(mirror, target):
             return target
@@ -161,7 +176,7 @@ def mirror_on_push(*, account_id: str, repository: str, digest: str) -> int:
         try:
             backend = backend_for_snapshot(account_id=account_id, name=row.backend, config=row.config)
             target = backend.mirror_target(repository) if backend.mirror_on_push else None
-        except SpecError:
+        except (SpecError, BackendError):
             continue
         if target is None:
             continue

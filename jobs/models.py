@@ -217,6 +217,11 @@ class Job(models.Model):
         return bool(Job.objects.filter(pk=self.pk, status=JobStatus.PENDING, submission__in=MIRROR_STAGES).update(
             submission=Submission.MIRRORING, mirror=mirror, mirror_label=label[:64], next_submit_at=None))
 
+    def defer_submission(self, *, retry_at, message: str) -> bool:
+        """Leave an unclaimed job waiting until `retry_at` (its mirror target could not be prepared)."""
+        return bool(Job.objects.filter(pk=self.pk, status=JobStatus.PENDING, submission__in=MIRROR_STAGES).update(
+            submission=Submission.WAITING, next_submit_at=retry_at, status_message=message[:2000]))
+
     def record_cloud_image(self, reference: str) -> bool:
         """The mirror is DONE: record what the backend pulls, and make the job submittable again."""
         won = Job.objects.filter(pk=self.pk, status=JobStatus.PENDING, submission__in=MIRROR_STAGES).update(

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.models import OrmQ
 
+from backends.base import BackendError
 from backends.models import BackendConfig
 from jobs.models import Job, JobStatus, Submission
 from jobs.services import job_cancel
@@ -184,3 +185,26 @@ def test_without_mirror_on_push_a_push_starts_nothing(acme, mirroring_backend, v
     push_layers(v2_operator, "acme/trainer", [b"pushed layer " * 100])
     assert queued(MIRROR_TASK) == []
     assert not Mirror.objects.exists()
+
+
+def test_a_job_still_mirroring_at_its_pending_deadline_expires(acme, mirroring_backend, pushed):
+    job = train_job(acme, pushed)
+    job_submit(job.pk)
+    Job.objects.filter(pk=job.pk).update(pending_deadline_at=timezone.now() - timedelta(seconds=1))
+    jobs_sweep()
+    expired = Job.objects.get(pk=job.pk)
+    assert expired.status == JobStatus.EXPIRED
+    assert expired.events.last().effects == [], "nothing reached the cloud: nothing to stop"
+
+
+def test_a_target_the_backend_cannot_prepare_now_is_retried_by_time(acme, mirroring_backend, pushed, monkeypatch):
+    def unavailable(self, repository):
+        raise BackendError("STS is unavailable")
+
+    monkeypatch.setattr(mirroring_backend, "mirror_target", unavailable)
+    job = train_job(acme, pushed)
+    job_submit(job.pk)
+    waiting = Job.objects.get(pk=job.pk)
+    assert (waiting.status, waiting.submission, waiting.submit_attempts) == (JobStatus.PENDING, Submission.WAITING, 0)
+    assert waiting.next_submit_at > timezone.now()
+    assert "STS is unavailable" in waiting.status_message
