@@ -41,8 +41,14 @@ class Submission(models.TextChoices):
     is PENDING to the user."""
 
     WAITING = "WAITING"  # not yet handed to the backend (or released after a transient error)
+    # Its image is being copied to the registry its cloud pulls from (Job.mirror); no attempt is counted.
+    MIRRORING = "MIRRORING"
     SUBMITTING = "SUBMITTING"  # claimed by a worker; the remote create may or may not have happened
     SUBMITTED = "SUBMITTED"  # the backend has it; the poller follows it from here
+
+
+# Where a job may enter (or stay in) the mirroring stage: not yet claimed by a submitter.
+MIRROR_STAGES = (Submission.WAITING, Submission.MIRRORING)
 
 
 class Effect(models.TextChoices):
@@ -78,6 +84,7 @@ class Job(models.Model):
     backend = models.CharField(max_length=32)
     image = models.CharField(max_length=512)
     image_digest = models.CharField(max_length=100, blank=True)
+    # What the backend is given instead of `image`: the mirror of the pinned digest, by digest.
     cloud_image = models.CharField(max_length=512, blank=True)
     command = models.JSONField(default=list)
     args = models.JSONField(default=list)
@@ -106,6 +113,9 @@ class Job(models.Model):
     remote_name = models.CharField(max_length=128, blank=True)
     remote_id = models.CharField(max_length=256, blank=True)
     console_url = models.URLField(max_length=1024, blank=True)
+    # While MIRRORING: the shared copy of the image the job waits for, and how progress names the target.
+    mirror = models.ForeignKey("registry.Mirror", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    mirror_label = models.CharField(max_length=64, blank=True)
 
     # When.
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -201,6 +211,24 @@ class Job(models.Model):
         return bool(Job.objects.filter(claimable, pk=self.pk, status=JobStatus.PENDING).update(
             submission=Submission.SUBMITTING, submit_claimed_at=now, submit_attempts=F("submit_attempts") + 1,
             next_submit_at=None))
+
+    def enter_mirroring(self, *, mirror, label: str) -> bool:
+        """Wait for `mirror` (not an attempt: nothing reaches the backend until it is DONE)."""
+        return bool(Job.objects.filter(pk=self.pk, status=JobStatus.PENDING, submission__in=MIRROR_STAGES).update(
+            submission=Submission.MIRRORING, mirror=mirror, mirror_label=label[:64], next_submit_at=None))
+
+    def defer_submission(self, *, retry_at, message: str) -> bool:
+        """Leave an unclaimed job waiting until `retry_at` (its mirror target could not be prepared)."""
+        return bool(Job.objects.filter(pk=self.pk, status=JobStatus.PENDING, submission__in=MIRROR_STAGES).update(
+            submission=Submission.WAITING, next_submit_at=retry_at, status_message=message[:2000]))
+
+    def record_cloud_image(self, reference: str) -> bool:
+        """The mirror is DONE: record what the backend pulls, and make the job submittable again."""
+        won = Job.objects.filter(pk=self.pk, status=JobStatus.PENDING, submission__in=MIRROR_STAGES).update(
+            submission=Submission.WAITING, cloud_image=reference, status_message="")
+        if won:
+            self.submission, self.cloud_image = Submission.WAITING, reference
+        return bool(won)
 
     def release_submission(self, *, attempt: int, retry_at, message: str) -> bool:
         """Give back a claimed job after a transient error; the sweeper hands it out again at `retry_at`."""

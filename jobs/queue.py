@@ -17,6 +17,12 @@ def enqueue_submit(job_id: str) -> None:
     async_task("jobs.tasks.submit_job", job_id, task_name=f"submit {job_id}")
 
 
+def enqueue_mirror(mirror_id: int, *, job_id: str | None = None, backend_name: str = "") -> None:
+    """Copy a mirror; `job_id` (a job waiting on it) or `backend_name` (of the mirror's account) says
+    whose configuration builds the target and its credentials."""
+    async_task("jobs.tasks.mirror_image", mirror_id, job_id, backend_name, task_name=f"mirror {mirror_id}")
+
+
 def enqueue_cancel(job_id: str) -> None:
     async_task("jobs.tasks.cancel_job", job_id, task_name=f"cancel {job_id}")
 

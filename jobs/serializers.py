@@ -6,6 +6,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from backends.registry import enabled_backend_names
+from jobs.mirroring import job_mirror_status
 from jobs.models import Job, JobEvent, JobStatus
 from trainsvc.api.strict import StrictCharField, StrictFieldsMixin, StrictIntegerField
 
@@ -123,9 +124,14 @@ class JobCreateSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class JobSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    sub_status = serializers.CharField(source="remote_status", read_only=True)
+    sub_status = serializers.SerializerMethodField(
+        help_text="The cloud's own status of the job; while its image is mirrored, the copy's progress "
+                  "(\"mirroring to ECR: 1.2 of 3.4 GB\").")
     # Empty until the backend has a console page for the job, so not declared as a URI in the schema.
     console_url = serializers.CharField(read_only=True)
+
+    def get_sub_status(self, job) -> str:
+        return job_mirror_status(job) or job.remote_status
 
     class Meta:
         model = Job

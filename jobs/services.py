@@ -11,7 +11,7 @@ from backends.base import Backend, JobSpec, Mount, RemoteRef
 from backends.services import backend_for_account, backend_for_snapshot
 from jobs import queue
 from jobs.images import image_resolve
-from jobs.models import IdempotencyKey, Job, JobStatus, Submission
+from jobs.models import MIRROR_STAGES, IdempotencyKey, Job, JobStatus, Submission
 from jobs.retries import REDRIVE_AFTER, pending_deadline
 
 
@@ -111,9 +111,11 @@ def job_cancel(*, job: Job, actor: str = "") -> Job:
     cloud confirms (if the job finished first, that outcome stands). Raises JobConflict for a
     finished job."""
     now = timezone.now()
-    if job.status == JobStatus.PENDING and job.submission == Submission.WAITING and not job.submit_attempts:
+    # Never handed to a submitter (waiting, or waiting for its image's mirror): nothing reached the cloud.
+    # A shared mirror goes on: another job, or the next one, may need it.
+    if job.status == JobStatus.PENDING and job.submission in MIRROR_STAGES and not job.submit_attempts:
         if job.transition(JobStatus.CANCELED, reason="Canceled before it was submitted.", actor=actor,
-                          expect={"submission": Submission.WAITING, "submit_attempts": 0},
+                          expect={"submission__in": MIRROR_STAGES, "submit_attempts": 0},
                           cancel_requested_at=now, cancel_requested_by=actor):
             return job
     with transaction.atomic():
@@ -124,7 +126,7 @@ def job_cancel(*, job: Job, actor: str = "") -> Job:
         current.request_cancel(actor=actor, now=now)
         if current.submission == Submission.SUBMITTED:
             queue.enqueue_cancel(job.pk)
-        elif current.submission == Submission.WAITING:
+        elif current.submission in MIRROR_STAGES:
             Job.objects.filter(pk=job.pk).update(next_submit_at=now)  # under the row lock
             queue.enqueue_submit(job.pk)
     job.refresh_from_db()

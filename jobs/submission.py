@@ -19,6 +19,7 @@ from django.utils import timezone
 from backends.base import WAITING_CAPACITY, WAITING_QUOTA, BackendError, RemoteRef, SpecError
 from jobs import queue
 from jobs.heartbeat import heartbeat
+from jobs.mirroring import job_mirror_stage
 from jobs.models import Job, JobStatus, Submission
 from jobs.retries import cancel_resend_at, submit_retry_at
 from jobs.services import job_backend, job_remote_ref, job_spec
@@ -51,6 +52,9 @@ def job_claim_submission(job_id: str) -> Job | None:
 
 
 def job_submit(job_id: str) -> None:
+    waiting = Job.objects.select_related("account").filter(pk=job_id).first()
+    if waiting is None or not job_mirror_stage(waiting):
+        return  # its image is being mirrored (the mirror task re-drives it), or the job ended
     job = job_claim_submission(job_id)
     if job is None:
         return

@@ -16,6 +16,8 @@ from jobs import queue
 from jobs.models import ACTIVE_STATUSES, Effect, Job, JobEvent, JobStatus, Submission
 from jobs.retries import REDRIVE_AFTER
 from jobs.submission import submit_lease
+from registry.mirror import mirrors_due
+from registry.models import MirrorState
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ class SweepReport:
     cancels_resent: int = 0
     expired: int = 0
     effects_redriven: int = 0
+    mirrors_redriven: int = 0
 
 
 def jobs_sweep(*, now=None) -> SweepReport:
@@ -47,11 +50,30 @@ def jobs_sweep(*, now=None) -> SweepReport:
     for job_id in unconfirmed.values_list("pk", flat=True):
         queue.enqueue_cancel(job_id)
         report.cancels_resent += 1
+    report.mirrors_redriven, stage_ended = _redrive_mirrors(now)
+    report.resubmitted += stage_ended
     undone = JobEvent.objects.filter(effects_done_at__isnull=True, at__lt=now - REDRIVE_AFTER)
     for event_id in undone.values_list("pk", flat=True):
         queue.enqueue_effects(event_id)
         report.effects_redriven += 1
     return report
+
+
+def _redrive_mirrors(now) -> tuple[int, int]:
+    """Mirrors due (a transient failure's retry, or a holder that died mid-copy) get a task; jobs left
+    MIRRORING on a mirror that ended (or vanished) go back to a submitter, which fails or submits them."""
+    redriven = 0
+    for mirror_id in mirrors_due(now=now).values_list("pk", flat=True):
+        waiting = Job.objects.filter(mirror_id=mirror_id, status=JobStatus.PENDING, submission=Submission.MIRRORING)
+        queue.enqueue_mirror(mirror_id, job_id=waiting.values_list("pk", flat=True).first())
+        redriven += 1
+    ended = Job.objects.filter(status=JobStatus.PENDING, submission=Submission.MIRRORING).filter(
+        Q(mirror__isnull=True) | Q(mirror__state__in=[MirrorState.DONE, MirrorState.FAILED]))
+    stage_ended = 0
+    for job_id in ended.values_list("pk", flat=True):
+        queue.enqueue_submit(job_id)
+        stage_ended += 1
+    return redriven, stage_ended
 
 
 def _expire_pending(now) -> int:

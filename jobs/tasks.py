@@ -7,6 +7,7 @@ from django.db import close_old_connections
 
 from jobs import queue
 from jobs.effects import event_run_effects
+from jobs.mirroring import mirror_drive
 from jobs.polling import jobs_poll_loop
 from jobs.submission import job_cancel_remote, job_submit
 from jobs.sweeping import jobs_sweep
@@ -17,6 +18,11 @@ POLL_TASK_MARGIN_SECONDS = 10
 
 def submit_job(job_id: str) -> None:
     job_submit(job_id)
+
+
+def mirror_image(mirror_id: int, job_id: str | None = None, backend_name: str = "") -> None:
+    close_old_connections()
+    mirror_drive(mirror_id, job_id=job_id, backend_name=backend_name)
 
 
 def cancel_job(job_id: str) -> None:

@@ -71,7 +71,7 @@ class JobViewSet(StrictQueryParamsMixin, mixins.ListModelMixin, mixins.RetrieveM
     }
 
     def get_queryset(self):
-        return Job.objects.for_account(self.request.auth.account).select_related("created_by")
+        return Job.objects.for_account(self.request.auth.account).select_related("created_by", "mirror")
 
     def filter_queryset(self, queryset):
         return filter_jobs(queryset, self.request.query_params) if self.action == "list" else queryset

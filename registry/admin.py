@@ -1,10 +1,12 @@
-"""Read-only admin pages: repositories, tags with their history, manifests (searchable by digest).
-Changes go through the registry protocol, where every rule and every TagEvent is applied. No page
-reads a manifest's content (up to 4 MiB each): tags and manifests are loaded without it."""
+"""Read-only admin pages: repositories, tags with their history, manifests (searchable by digest),
+mirrors with their progress. Changes go through the registry protocol, where every rule and every
+TagEvent is applied; the one action is a mirror's "retry". No page reads a manifest's content (up to
+4 MiB each): tags and manifests are loaded without it."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from registry.models import Blob, Manifest, Repository, Tag, TagEvent, Upload
+from registry.mirror import mirror_retry
+from registry.models import Blob, Manifest, Mirror, MirrorBlob, MirrorState, Repository, Tag, TagEvent, Upload
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -107,3 +109,51 @@ class UploadAdmin(ReadOnlyAdmin):
     list_display = ["id", "repository", "offset", "created_by", "updated_at", "expires_at"]
     search_fields = ["id", "repository__name"]
     exclude = ["hash_state", "store_state"]
+
+
+class MirrorBlobInline(admin.TabularInline):
+    model = MirrorBlob
+    fields = ["digest", "size", "bytes_sent", "upload_offset", "done_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Mirror)
+class MirrorAdmin(ReadOnlyAdmin):
+    list_display = ["manifest_digest", "repository", "target", "state", "progress", "attempts", "error_summary",
+                    "updated_at"]
+    list_filter = ["state", "target_registry"]
+    search_fields = ["manifest_digest", "repository__name", "target_repository"]
+    list_select_related = ["repository"]
+    readonly_fields = ["repository", "manifest_digest", "target_registry", "target_repository", "state",
+                       "progress", "attempts", "error", "lease_until", "next_attempt_at", "created_at",
+                       "started_at", "finished_at", "updated_at"]
+    exclude = ["lease_holder", "bytes_done", "bytes_total", "blobs_done", "blobs_total"]
+    inlines = [MirrorBlobInline]
+    actions = ["retry"]
+
+    @admin.display(description="target")
+    def target(self, obj):
+        return f"{obj.target_registry}/{obj.target_repository}"
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return (f"{obj.bytes_done / 1e9:.2f} of {obj.bytes_total / 1e9:.2f} GB, "
+                f"{obj.blobs_done} of {obj.blobs_total} blobs")
+
+    @admin.display(description="error")
+    def error_summary(self, obj):
+        return obj.error[:120]
+
+    @admin.action(description="Retry the selected failed mirrors")
+    def retry(self, request, queryset):
+        retried = sum(mirror_retry(mirror=mirror) for mirror in queryset.filter(state=MirrorState.FAILED))
+        skipped = queryset.count() - retried
+        self.message_user(request, f"{retried} mirror(s) put back in line; the worker's sweep starts the copy "
+                                   f"within a minute and the jobs waiting on them follow."
+                                   + (f" {skipped} were not FAILED and were left as they are." if skipped else ""),
+                          messages.SUCCESS if retried else messages.WARNING)

@@ -22,6 +22,7 @@ from registry.client import OciClient, RegistryClientError
 from registry.manifests import manifest_parse
 from registry.models import Manifest, Repository, RepositoryBlob
 from registry.store import CHUNK_BYTES, get_store
+from trainsvc import faults
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,7 @@ class Copier:
                                                 lambda start=start, length=length: _chunks(blob.digest, start, length))
             offset, sent = offset + length, sent + length
             self.progress.upload_progress(blob.digest, location, offset)
+            faults.hit("mirror_after_chunk")  # a worker killed here resumes at the target's offset
         self.client.upload_finish(self.repository, location, blob.digest)
         self.progress.blob_done(blob, sent=sent)
 

@@ -7,6 +7,7 @@ it references is in the repository; every tag move writes a TagEvent in the same
 import hashlib
 import logging
 import uuid
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -18,6 +19,7 @@ from registry.hashing import ResumableSha256, algorithm_of, digest_bytes, digest
 from registry.manifests import INT64_MAX, manifest_parse
 from registry.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, TagEvent, Upload
 from registry.names import account_of, reference_kind
+from registry.signals import tag_pushed
 from registry.store import UploadDamaged, get_store
 from registry.upload_writes import Metered, Renewing, lease_lost, lease_take, range_error
 from trainsvc import faults
@@ -313,6 +315,9 @@ def tag_move(*, repository: Repository, name: str, manifest: Manifest, actor: st
         Tag.objects.filter(pk=tag.pk).update(manifest=manifest, updated_at=timezone.now())
     TagEvent.objects.create(repository=repository, tag=name, old_digest=old_digest, new_digest=manifest.digest,
                             actor=actor[:200])
+    # After the commit: a receiver that enqueues work must never see a push that was rolled back.
+    transaction.on_commit(partial(tag_pushed.send, sender=Repository, account_id=repository.account_id,
+                                  repository=repository.name, tag=name, digest=manifest.digest))
     return True
 
 

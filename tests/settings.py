@@ -32,3 +32,7 @@ else:
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
 Q_CLUSTER["workers"] = 2  # noqa: F405
+
+if os.environ.get("TRAIN_TEST_FAKE_BACKEND") == "1":
+    # A worker started by a test that drives jobs through the fake cloud (tests/support/fake_backend.py).
+    INSTALLED_APPS = [*INSTALLED_APPS, "tests.support.fake_backend_app.FakeBackendApp"]  # noqa: F405

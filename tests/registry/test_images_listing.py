@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from registry.api import TAGS_PER_REPOSITORY
-from registry.models import Manifest, Repository, Tag
+from registry.models import Manifest, Mirror, MirrorState, Repository, Tag
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +67,34 @@ def test_a_repository_without_a_manifest_is_not_listed(api, operator, v2_operato
     assert [r["name"] for r in api.get("/v1/images", **operator.headers).json()["results"]] == ["acme/app"]
     assert api.get("/v1/images/acme/abandoned/tags", **operator.headers).status_code == 404
     assert v2_operator.get("/v2/_catalog").json() == {"repositories": ["acme/app"]}
+
+
+def test_each_tag_shows_its_manifests_mirrors_in_one_query(api, operator, v2_operator):
+    digest, _ = v2_operator.push_image("acme/app", "v1")
+    v2_operator.push_image("acme/other", "v1", seed="other")
+    repository = Repository.objects.get(name="acme/app")
+    Mirror.objects.create(repository=repository, manifest_digest=digest, target_registry="ecr.example.com",
+                          target_repository="train/acme/app", state=MirrorState.COPYING, bytes_done=5, bytes_total=9)
+    Mirror.objects.create(repository=repository, manifest_digest=digest, target_registry="acr.example.com",
+                          target_repository="train/acme/app", state=MirrorState.FAILED, error="401 refused")
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get("/v1/images", **operator.headers)
+    by_name = {repository["name"]: repository for repository in response.json()["results"]}
+    mirrors = by_name["acme/app"]["tags"][0]["mirrors"]
+    assert [(m["registry"], m["state"], m["bytes_done"], m["bytes_total"], m["error"]) for m in mirrors] == [
+        ("acr.example.com", "FAILED", 0, 0, "401 refused"), ("ecr.example.com", "COPYING", 5, 9, "")]
+    assert mirrors[0]["repository"] == "train/acme/app"
+    assert by_name["acme/other"]["tags"][0]["mirrors"] == []
+    assert len([q for q in queries.captured_queries if "registry_mirror" in q["sql"]]) == 1
+    assert selects_content(queries.captured_queries) == []
+    tags = api.get("/v1/images/acme/app/tags", **operator.headers).json()["results"]
+    assert [m["state"] for m in tags[0]["mirrors"]] == ["FAILED", "COPYING"]
+
+
+def test_another_accounts_mirrors_are_not_shown(api, outsider, v2_outsider, v2_operator):
+    digest, _ = v2_operator.push_image("acme/app", "v1")
+    v2_outsider.push_image("globex/app", "v1")
+    Mirror.objects.create(repository=Repository.objects.get(name="acme/app"), manifest_digest=digest,
+                          target_registry="ecr.example.com", target_repository="train/acme/app")
+    listed = api.get("/v1/images", **outsider.headers).json()["results"]
+    assert [tag["mirrors"] for repository in listed for tag in repository["tags"]] == [[]]

@@ -3,7 +3,10 @@
 Register it with the `fake_backend` fixture; then script it: `FakeBackend.jobs[name] = RemoteStatus(...)`,
 `FakeBackend.fail_next["submit"] = BackendError(...)` (once) or `FakeBackend.failing[...]` (until
 removed), `FakeBackend.queue_seconds` (what max_queue_seconds answers), and read `FakeBackend.calls`
-and `FakeBackend.configs` (the configuration each call was made with)."""
+and `FakeBackend.configs` (the configuration each call was made with). `FakeBackend.mirror_to` (a
+registry's base URL, e.g. a Distribution from tests/support/distribution.py) makes it a backend whose
+cloud pulls from there: Train's images are mirrored to `train/<account>/<path>` with
+`mirror_credentials` before submission."""
 
 from collections import Counter
 
@@ -11,6 +14,8 @@ import pytest
 
 from backends import registry
 from backends.base import Backend, BackendError, RemoteRef, RemoteStatus
+from registry.client import Credentials
+from registry.mirror import MirrorTarget
 
 
 class FakeBackend(Backend):
@@ -28,12 +33,25 @@ class FakeBackend(Backend):
     configs: list[tuple[str, dict]] = []
     queue_seconds: int = 0
     deadlines: list = []  # the `deadline` of each poll call
+    mirror_to: str | None = None  # base URL of the registry the "cloud" pulls from; None: takes Train's images
+    mirror_credentials: tuple[str, str] = ("", "")
+    specs: list = []  # the JobSpec of each submit call
 
     @classmethod
     def reset(cls):
         cls.jobs, cls.calls, cls.fail_next, cls.unreachable, cls.canceled = {}, Counter(), {}, set(), []
         cls.failing, cls.configs, cls.queue_seconds = {}, [], 0
-        cls.deadlines = []
+        cls.deadlines, cls.mirror_to, cls.mirror_credentials, cls.specs = [], None, ("", ""), []
+
+    def mirror_target(self, repository):
+        # The pinned configuration may name the target (a worker process cannot be scripted).
+        mirror_to = self.config.get("mirror_to", self.mirror_to)
+        if mirror_to is None:
+            return None
+        scheme, host = mirror_to.split("://", 1)
+        username, password = self.config.get("mirror_credentials", self.mirror_credentials)
+        return MirrorTarget(registry=host, repository=f"train/{repository}", scheme=scheme, label="the test registry",
+                            credentials=lambda: Credentials(username, password))
 
     def _maybe_fail(self, op):
         self.calls[op] += 1
@@ -51,6 +69,7 @@ class FakeBackend(Backend):
 
     def submit(self, spec, name):
         self._maybe_fail("submit")
+        self.specs.append(spec)
         self.calls[f"create:{name}"] += int(name not in self.jobs)
         self.jobs.setdefault(name, RemoteStatus(status="PENDING", remote_status="Queued"))
         return RemoteRef(name=name, remote_id=f"remote-{name}")
