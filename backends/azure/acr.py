@@ -24,7 +24,7 @@ import requests
 from django.conf import settings
 
 from backends.base import SpecError
-from backends.common.endpoints import EndpointError, checked_endpoint_url, parse_endpoint
+from backends.common.endpoints import checked_endpoint_url, endpoint_errors, parse_endpoint
 from backends.common.renewing import RenewingProvider
 from registry.client import Credentials, RegistryClientError
 from registry.mirror import MirrorTarget
@@ -65,12 +65,8 @@ def acr_errors(*, registry_name, repository, tenant_id, client_id, client_secret
     if not isinstance(client_secret, str) or not client_secret or len(client_secret) > MAX_SECRET_LENGTH \
             or not client_secret.isprintable():
         errors["client_secret"] = f"Must be a client secret of 1-{MAX_SECRET_LENGTH} printable characters."
-    for field, value in (("authority_url", authority_url), ("registry_endpoint_url", registry_endpoint_url)):
-        if value is not None:
-            try:
-                checked_endpoint_url(value, allowed_hosts=settings.TRAIN_AZURE_ENDPOINT_HOSTS)
-            except EndpointError as exc:
-                errors[field] = str(exc)
+    errors.update(endpoint_errors({"authority_url": authority_url, "registry_endpoint_url": registry_endpoint_url},
+                                  allowed_hosts=settings.TRAIN_AZURE_ENDPOINT_HOSTS))
     return errors
 
 

@@ -126,3 +126,15 @@ def checked_endpoint_url(value, *, allowed_hosts) -> str:
     if endpoint.scheme == "http" and endpoint.host not in LOOPBACK_HOSTS:
         raise EndpointError("Use https; plain http is accepted only for a local emulator.")
     return endpoint.url
+
+
+def endpoint_errors(values: dict, *, allowed_hosts) -> dict[str, str]:
+    """Why each given (not None) endpoint in `values` (field -> URL) may not be used, keyed by field."""
+    errors = {}
+    for field, value in values.items():
+        if value is not None:
+            try:
+                checked_endpoint_url(value, allowed_hosts=allowed_hosts)
+            except EndpointError as exc:
+                errors[field] = str(exc)
+    return errors

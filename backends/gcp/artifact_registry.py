@@ -18,7 +18,7 @@ from datetime import UTC, timedelta
 from django.conf import settings
 
 from backends.base import SpecError
-from backends.common.endpoints import EndpointError, checked_endpoint_url, parse_endpoint
+from backends.common.endpoints import checked_endpoint_url, endpoint_errors, parse_endpoint
 from backends.common.renewing import RenewingProvider
 from registry.client import Credentials, RegistryClientError
 from registry.mirror import MirrorTarget
@@ -68,12 +68,8 @@ def artifact_registry_errors(*, project, region, repository, service_account, pa
             errors[field] = f"Must be {expected}."
     if not isinstance(path, str) or len(path) > NAME_MAX_LENGTH or not REPOSITORY_RE.match(path):
         errors["path"] = "Must be a repository path: lowercase components joined by '/'."
-    for field, value in (("iam_endpoint_url", iam_endpoint_url), ("registry_endpoint_url", registry_endpoint_url)):
-        if value is not None:
-            try:
-                checked_endpoint_url(value, allowed_hosts=settings.TRAIN_GOOGLE_ENDPOINT_HOSTS)
-            except EndpointError as exc:
-                errors[field] = str(exc)
+    overrides = {"iam_endpoint_url": iam_endpoint_url, "registry_endpoint_url": registry_endpoint_url}
+    errors.update(endpoint_errors(overrides, allowed_hosts=settings.TRAIN_GOOGLE_ENDPOINT_HOSTS))
     return errors
 
 
