@@ -328,6 +328,9 @@ TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS = env_int("TRAIN_REGISTRY_UPLOAD_LEASE_SECON
 # many upload sessions may be open at once (reference: registry.md §3 #14).
 TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES = env_int("TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES", 500 * 1024**3)
 TRAIN_REGISTRY_MAX_OPEN_UPLOADS = env_int("TRAIN_REGISTRY_MAX_OPEN_UPLOADS", 100)
+# Mirroring: a blob above 64 MiB goes to the target registry in PATCH chunks of this many bytes (0: the
+# copier's default, 256 MiB); a killed copy resumes at the target's offset, re-sending at most one chunk.
+TRAIN_MIRROR_CHUNK_BYTES = env_int("TRAIN_MIRROR_CHUNK_BYTES", 0)
 TRAIN_REGISTRY_LOGIN_FAILURES = env_int("TRAIN_REGISTRY_LOGIN_FAILURES", 10)
 TRAIN_REGISTRY_LOGIN_WINDOW_SECONDS = env_int("TRAIN_REGISTRY_LOGIN_WINDOW_SECONDS", 600)
 # Garbage collection (registry/gc.py, docs/decisions/0038-*.md). An upload session that received no

@@ -12,7 +12,6 @@ from django.conf import settings
 from jobs import queue
 from jobs.models import Job, Submission
 from jobs.sweeping import jobs_sweep
-from registry.copier import CHUNK_UPLOAD_BYTES
 from registry.models import Mirror, MirrorState
 from tests.registry.conftest import v2_operator  # noqa: F401 (a fixture)
 from tests.registry.test_mirror_copier import PASSWORD, USER, blob_at, pulled, push_layers
@@ -22,6 +21,10 @@ from tests.support.jobs import make_job
 from tests.support.processes import qcluster, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+# The worker copies in chunks of this size here (TRAIN_MIRROR_CHUNK_BYTES), so the kill between two
+# chunks re-sends 64 MiB at most, not the 256 MiB of a production chunk (blobs over 64 MiB are chunked).
+CHUNK_UPLOAD_BYTES = 64 * 1024 * 1024
 
 
 def finished_uploads(paths: list[str]) -> Counter:
@@ -39,7 +42,8 @@ def test_a_killed_mirror_copy_resumes_without_resending_and_the_job_is_submitted
                        image_digest=digest,
                        backend_config={"mirror_to": counted.base, "mirror_credentials": [USER, PASSWORD]})
         queue.enqueue_submit(job.pk)
-        with qcluster(tmp_path, TRAIN_FAULTS="mirror_after_chunk:sigkill", TRAIN_TEST_FAKE_BACKEND="1"):
+        with qcluster(tmp_path, TRAIN_FAULTS="mirror_after_chunk:sigkill", TRAIN_TEST_FAKE_BACKEND="1",
+                      TRAIN_MIRROR_CHUNK_BYTES=CHUNK_UPLOAD_BYTES):
 
             def submitted():
                 jobs_sweep()  # what the worker's schedule runs every minute: re-drives the lapsed mirror
