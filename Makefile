@@ -5,6 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
+# honcho gives each process type its own PORT (the worker gets PORT+100), so the registry host that
+# both the gateway and the worker recognise as Train's own is fixed here, from the gateway's port.
+TRAIN_REGISTRY_HOST ?= localhost:$(PORT)
+export TRAIN_REGISTRY_HOST
 
 .PHONY: run test lint venv clean
 
