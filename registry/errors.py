@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
 # code → (HTTP status, default message). Codes are those of the OCI spec plus the Docker extras
-# clients still recognise (reference: registry.md §1.4).
+# clients still recognise.
 CODES = {
     "BLOB_UNKNOWN": (404, "blob unknown to registry"),
     "BLOB_UPLOAD_INVALID": (400, "blob upload invalid"),

@@ -1,6 +1,6 @@
 """Parsing and checking manifest documents (Docker schema 2, Docker manifest list, OCI manifest, OCI
 index). The bytes are stored verbatim; parsing only finds what they reference and rejects what is
-ambiguous or malformed (reference: registry.md §1.2 and §3 #3)."""
+ambiguous or malformed."""
 
 import json
 from dataclasses import dataclass, field

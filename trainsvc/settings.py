@@ -222,7 +222,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Worker (django-q2 on the ORM broker) ---------------------------------------------------------
 # The ORM broker redelivers a task whose worker died once `retry` seconds have passed; `retry` must
-# exceed `timeout` or a slow task runs twice while the first is still going (reference: reliability §2).
+# exceed `timeout` or a slow task runs twice while the first is still going.
 TRAIN_TASK_TIMEOUT_SECONDS = env_int("TRAIN_TASK_TIMEOUT_SECONDS", 120)
 TRAIN_TASK_RETRY_SECONDS = env_int("TRAIN_TASK_RETRY_SECONDS", 180)
 if TRAIN_TASK_RETRY_SECONDS <= TRAIN_TASK_TIMEOUT_SECONDS:
@@ -311,7 +311,7 @@ TRAIN_REGISTRY_S3_BUCKET = os.environ.get("TRAIN_REGISTRY_S3_BUCKET", "")
 TRAIN_REGISTRY_S3_PREFIX = os.environ.get("TRAIN_REGISTRY_S3_PREFIX", "registry/")
 TRAIN_REGISTRY_S3_ENDPOINT_URL = os.environ.get("TRAIN_REGISTRY_S3_ENDPOINT_URL", "") or None
 TRAIN_REGISTRY_S3_REGION = os.environ.get("TRAIN_REGISTRY_S3_REGION", "us-east-1")
-# Limits (reference: registry.md §3): manifests as distribution caps them, list pages as after
+# Limits: manifests as distribution caps them, list pages as after
 # CVE-2023-2253, unfinished uploads kept a day, and failed logins per presented key id and per client
 # address (docs/decisions/0034-login-limit-per-key-and-address.md).
 TRAIN_REGISTRY_MAX_MANIFEST_BYTES = env_int("TRAIN_REGISTRY_MAX_MANIFEST_BYTES", 4 * 1024 * 1024)
@@ -325,7 +325,7 @@ TRAIN_REGISTRY_UPLOAD_TTL_SECONDS = env_int("TRAIN_REGISTRY_UPLOAD_TTL_SECONDS",
 # Only the holder writes; after a holder dies, the session accepts bytes again once this has passed.
 TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS = env_int("TRAIN_REGISTRY_UPLOAD_LEASE_SECONDS", 60)
 # Per account: bytes of the blobs in its repositories plus its unfinished uploads (0: no quota), and how
-# many upload sessions may be open at once (reference: registry.md §3 #14).
+# many upload sessions may be open at once.
 TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES = env_int("TRAIN_REGISTRY_ACCOUNT_QUOTA_BYTES", 500 * 1024**3)
 TRAIN_REGISTRY_MAX_OPEN_UPLOADS = env_int("TRAIN_REGISTRY_MAX_OPEN_UPLOADS", 100)
 # Mirroring: a blob above 64 MiB goes to the target registry in PATCH chunks of this many bytes (0: the

@@ -1,5 +1,5 @@
 """Helpers for the process-level SageMaker tests: creating jobs as the API does, driving the sweeper,
-and the invariants every fault scenario must leave true (reliability.md §5)."""
+and the invariants every fault scenario must leave true."""
 
 import time
 

@@ -1,4 +1,4 @@
-"""Fault scenarios against real worker processes (reliability.md §5 a, b, d, e for SageMaker):
+"""Fault scenarios against real worker processes (kills, faults, two pollers, cancel races, for SageMaker):
 a worker killed between the create and its commit, 30 % cloud faults, two pollers at once, and a
 cancel racing the job's completion. Each ends with the invariants in tests/backends/invariants.py."""
 

@@ -1,5 +1,4 @@
-"""Cross-repository mount (end-11): only from a repository the caller may pull, where the blob is linked
-(reliability §4, bad input 30)."""
+"""Cross-repository mount (end-11): only from a repository the caller may pull, where the blob is linked."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Blob HEAD/GET with Range, and visibility only through a repository link (reliability §3 #6)."""
+"""Blob HEAD/GET with Range, and visibility only through a repository link."""
 
 import os
 

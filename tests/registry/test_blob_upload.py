@@ -1,5 +1,4 @@
-"""Blob uploads: monolithic, single POST, chunked, streaming, status, cancel (registry.md §1.1, end-4…6,
-13, 14; reliability §4, bad input 29)."""
+"""Blob uploads: monolithic, single POST, chunked, streaming, status, cancel."""
 
 import os
 

@@ -1,5 +1,5 @@
 """Manifest PUT/GET/HEAD for the four media types, stored and served verbatim, and every reason a
-manifest is refused (registry.md §1.2; reliability §4, bad input 28)."""
+manifest is refused."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Names, tags and digests are checked before any storage access (reliability §4, bad inputs 27, 31)."""
+"""Names, tags and digests are checked before any storage access."""
 
 import pytest
 

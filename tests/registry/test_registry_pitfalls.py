@@ -1,4 +1,4 @@
-"""One check per pitfall of reference/registry.md §3 that applies to serving a registry (#4 is about
+"""One check per known registry pitfall that applies to serving a registry (#4 is about
 mirroring to clouds, #10 about API keys minting keys: neither is served by /v2). The rest are also
 covered in the files named after each behaviour; here each is pinned to its number."""
 

@@ -1,4 +1,4 @@
-"""GET/POST /v2/token: who gets a token, and for what (reliability §4, bad inputs 24 and 25)."""
+"""GET/POST /v2/token: who gets a token, and for what."""
 
 import base64
 

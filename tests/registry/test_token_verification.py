@@ -1,4 +1,4 @@
-"""Tokens are checked on every request (reliability §4, bad input 26)."""
+"""Tokens are checked on every request."""
 
 import datetime as dt
 

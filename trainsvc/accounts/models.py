@@ -18,7 +18,7 @@ ACCOUNT_ID_MAX_LENGTH = 63
 
 # Keys look like `trn_<12 base32 id>_<40 url-safe secret>`: the prefix makes them findable by secret
 # scanners, the id is the lookup key, and only a SHA-256 of the secret is stored. A random 240-bit
-# secret needs no slow password hash (reference: reliability §3, finding 5).
+# secret needs no slow password hash.
 KEY_PREFIX = "trn"
 KEY_ID_LENGTH = 12
 KEY_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
