@@ -23,10 +23,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
 import secrets
 import ssl
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -43,8 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import require_tool
-from tests.support.processes import free_port, wait_until
+from tests.support.distribution import distribution_process
 
 ISSUER = "fake-cloud-registry-auth"
 # google-auth signs the assertion for Google's token endpoint whatever token URI it posts it to.
@@ -313,15 +310,10 @@ def _handler(fake: RegistryAuthFake):
     return Handler
 
 
-def _distribution_config(work: Path, port: int, fake: RegistryAuthFake, cert_path: Path) -> Path:
-    config = work / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {work / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-        f"auth:\n  token:\n    realm: {fake.base}{REALM_PATHS[fake.cloud]}\n    service: {fake.service}\n"
-        f"    issuer: {ISSUER}\n    rootcertbundle: {cert_path}\n")
-    return config
+def _token_auth(fake: RegistryAuthFake, cert_path: Path) -> str:
+    """Distribution's `auth: token` block: tokens from the fake's realm, verified with its certificate."""
+    return (f"auth:\n  token:\n    realm: {fake.base}{REALM_PATHS[fake.cloud]}\n    service: {fake.service}\n"
+            f"    issuer: {ISSUER}\n    rootcertbundle: {cert_path}\n")
 
 
 @contextmanager
@@ -329,7 +321,6 @@ def registry_auth_fake(work: Path, cloud: str):
     """The fake for `cloud` ("gcp" or "azure") fronting a token-auth Distribution registry. Yields the
     RegistryAuthFake (`.base`: the HTTPS URL of registry and token endpoints; `.ca_bundle`: the
     certificate clients must trust)."""
-    binary = require_tool("docker-registry")
     work.mkdir(parents=True, exist_ok=True)
     cert_path, key_path, key, cert = self_signed(work)
     fake = RegistryAuthFake(cloud, key, cert)
@@ -341,36 +332,15 @@ def registry_auth_fake(work: Path, cloud: str):
     server.socket = context.wrap_socket(server.socket, server_side=True)
     fake.service = f"127.0.0.1:{server.server_address[1]}"
     fake.base = f"https://{fake.service}"
-    port = free_port()
-    fake.upstream = f"http://127.0.0.1:{port}"
-    log = open(work / "distribution.log", "ab")
-    proc = subprocess.Popen([binary, "serve", str(_distribution_config(work, port, fake, cert_path))],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "OTEL_TRACES_EXPORTER": "none"})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-
-    def ready():
-        if proc.poll() is not None:
-            raise AssertionError(f"docker-registry exited: {(work / 'distribution.log').read_text()[-2000:]}")
-        try:
-            return requests.get(f"{fake.upstream}/v2/", timeout=5).status_code == 401
-        except requests.RequestException:
-            return False
-
     try:
-        wait_until(ready, timeout=30, message="docker-registry to answer")
-        yield fake
+        with distribution_process(work, auth=_token_auth(fake, cert_path)) as upstream:
+            fake.upstream = upstream
+            yield fake
     finally:
         server.shutdown()
         server.server_close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def pulled_digest(fake: RegistryAuthFake, repository: str, reference: str, subject: str = "verifier") -> str:

@@ -24,14 +24,23 @@ def bcrypt_line(username: str, password: str) -> str:
 def distribution(work: Path, *, users: dict[str, str] | None = None):
     """A Distribution registry on a free loopback port; with `users`, htpasswd (Basic) auth. Yields its
     base URL."""
-    binary = require_tool("docker-registry")
     work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     auth = ""
     if users:
         htpasswd = work / "htpasswd"
         htpasswd.write_text("".join(bcrypt_line(user, password) for user, password in users.items()))
         auth = f"auth:\n  htpasswd:\n    realm: distribution\n    path: {htpasswd}\n"
+    with distribution_process(work, auth=auth) as base:
+        yield base
+
+
+@contextmanager
+def distribution_process(work: Path, *, auth: str = "", port: int | None = None):
+    """Run Debian's Distribution on loopback `port` (a free one by default) with the YAML `auth` block,
+    storing under `work`; yields its base URL once `/v2/` answers."""
+    binary = require_tool("docker-registry")
+    work.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
     config = work / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\n"
