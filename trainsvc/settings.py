@@ -425,6 +425,18 @@ TRAIN_AWS_READ_TIMEOUT_SECONDS = env_int("TRAIN_AWS_READ_TIMEOUT_SECONDS", 30)
 # Poll interval bounds for SageMaker jobs in seconds: soon after a change, at most this rarely.
 TRAIN_SAGEMAKER_POLL_SECONDS = tuple(int(v) for v in env_list("TRAIN_SAGEMAKER_POLL_SECONDS", ["30", "300"]))
 
+# --- Cloud emulator (development only) -------------------------------------------------------------
+# A base URL (http://127.0.0.1:P) that serves fakes of every cloud Train speaks to (the test suite's
+# `python -m tests.fakecloud`). When set, each cloud backend sends all of its calls there: its APIs,
+# Train's own cloud credentials (token endpoints) and its registries' logins, so an account
+# configures a backend with its usual fields alone. Refused in production: it would send every
+# account's jobs to whatever listens there.
+TRAIN_CLOUD_EMULATOR = os.environ.get("TRAIN_CLOUD_EMULATOR", "").rstrip("/")
+if PRODUCTION and TRAIN_CLOUD_EMULATOR:
+    raise ImproperlyConfigured("TRAIN_CLOUD_EMULATOR is for development: production talks to the real clouds.")
+if TRAIN_CLOUD_EMULATOR and not TRAIN_CLOUD_EMULATOR.startswith(("http://127.0.0.1:", "http://localhost:")):
+    raise ImproperlyConfigured("TRAIN_CLOUD_EMULATOR must be http://127.0.0.1:<port> or http://localhost:<port>.")
+
 # --- Fault injection (tests only) -----------------------------------------------------------------
 TRAIN_FAULTS = "" if PRODUCTION else os.environ.get("TRAIN_FAULTS", "")
 

@@ -1,7 +1,11 @@
-"""Helpers for the process-level SageMaker tests: creating jobs as the API does, driving the sweeper,
-and the invariants every fault scenario must leave true."""
+"""Helpers for the process-level backend tests, for every cloud: creating jobs as the API does, driving
+the sweeper, and the invariants every fault scenario must leave true.
+
+The invariants read the cloud through its fake's neutral scripting API (`CloudFake` below), which every
+fake in tests/fakecloud implements, so one set of checks covers SageMaker, Vertex AI and Azure ML."""
 
 import time
+from typing import Protocol
 
 from django.contrib.auth import get_user_model
 
@@ -17,20 +21,39 @@ from tests.support.processes import wait_until
 MAX_DELIVERIES_BEFORE_TERMINAL = 2
 
 
-def configure(account, config: dict) -> None:
-    BackendConfig.objects.update_or_create(account=account, backend="sagemaker", defaults={"config": config})
+class CloudFake(Protocol):
+    """What the invariants ask of one cloud's fake (tests/fakecloud/<cloud>.py). A job's `key` is how
+    the fake names it: what Train stores for it (`remote_key(job)`: the name on SageMaker and Azure ML,
+    the resource name on Vertex AI)."""
+
+    backend: str  # the Train backend this fake stands for ("sagemaker", "vertex-ai", "azure-ml")
+
+    def remote_key(self, job: Job) -> str: ...
+    def jobs_tagged(self, job_id: str) -> list[str]: ...  # keys of every remote job labelled with job_id
+    def finished_at(self, key: str) -> float | None: ...  # when the cloud recorded its end (epoch s)
+    def deliveries_between(self, key: str, start: float, end: float) -> int: ...  # answers carrying it
 
 
-def create_jobs(account, count: int, **changes) -> list[str]:
+# What a SageMaker job of the fault scenarios looks like; other clouds pass their own `body`.
+SAGEMAKER_BODY = {
+    "backend": "sagemaker", "image": f"{ECR_IMAGE}:v1",
+    "command": ["python", "train.py"], "args": [], "env": {}, "labels": {"suite": "faults"},
+    "resources": {"machine_type": "ml.g5.xlarge", "instance_count": 1},
+    "storage_mounts": [{"source": "s3://acme-data/corpus", "mode": "ro"}],
+    "max_runtime_seconds": 3600, "backend_options": {},
+}
+
+
+def configure(account, config: dict, backend: str = "sagemaker") -> None:
+    BackendConfig.objects.update_or_create(account=account, backend=backend, defaults={"config": config})
+
+
+def create_jobs(account, count: int, *, body: dict | None = None, **changes) -> list[str]:
     """Jobs created through the service the API uses (validated, submission enqueued)."""
     user, _ = get_user_model().objects.get_or_create(username="faults")
     ids = []
     for index in range(count):
-        data = {"name": f"faults-{index}", "backend": "sagemaker", "image": f"{ECR_IMAGE}:v1",
-                "command": ["python", "train.py"], "args": [], "env": {}, "labels": {"suite": "faults"},
-                "resources": {"machine_type": "ml.g5.xlarge", "instance_count": 1},
-                "storage_mounts": [{"source": "s3://acme-data/corpus", "mode": "ro"}],
-                "max_runtime_seconds": 3600, "backend_options": {}, **changes}
+        data = {**(body or SAGEMAKER_BODY), "name": f"faults-{index}", **changes}
         job, _ = job_create(account=account, user=user, data=data)
         ids.append(job.id)
     return ids
@@ -69,23 +92,23 @@ def wait_terminal(ids: list[str], *, timeout: float, sweeper: Sweeper | None = N
     return wait_until(done, timeout=timeout, interval=0.3, message=f"{len(ids)} jobs to finish")
 
 
-def assert_invariants(cloud, expected: dict[str, str]) -> None:
-    """`expected` maps job id -> the Train status the cloud's outcome means.
+def assert_invariants(fake: CloudFake, expected: dict[str, str]) -> None:
+    """`expected` maps job id -> the Train status the cloud's outcome means; `fake` is the cloud's fake
+    (`fake_cloud.sagemaker`, `fake_cloud.vertex`, `fake_cloud.azureml`).
 
-    (i) at most one training job per Train job; (ii) every job the cloud finished is terminal with
+    (i) at most one remote job per Train job; (ii) every job the cloud finished is terminal with
     that outcome, recorded by at most two answers after the cloud finished; (iii) none stuck in
     submission; (iv) exactly one terminal event per job."""
-    sagemaker = cloud.sagemaker
     for job in Job.objects.filter(pk__in=list(expected)):
-        tagged = sagemaker.jobs_tagged(job.id)
-        assert len(tagged) <= 1, f"{job.id}: {len(tagged)} training jobs"
-        assert tagged == [job.remote_name], f"{job.id}: cloud has {tagged}, Train knows {job.remote_name}"
+        tagged = fake.jobs_tagged(job.id)
+        key = fake.remote_key(job)
+        assert len(tagged) <= 1, f"{job.id}: {len(tagged)} {fake.backend} jobs"
+        assert tagged == [key], f"{job.id}: cloud has {tagged}, Train knows {key}"
         assert job.status == expected[job.id], f"{job.id}: Train says {job.status}, cloud {expected[job.id]}"
         assert job.submission == Submission.SUBMITTED, f"{job.id} stuck in {job.submission}"
         terminal = JobEvent.objects.filter(job=job, to_status__in=TERMINAL_STATUSES)
         assert terminal.count() == 1, f"{job.id}: {terminal.count()} terminal events"
-        with cloud.lock:
-            ended = sagemaker.jobs[job.remote_name].get("TrainingEndTime")
+        ended = fake.finished_at(key)
         if ended is not None:
-            seen = sagemaker.deliveries_between(job.remote_name, ended, terminal.get().at.timestamp())
+            seen = fake.deliveries_between(key, ended, terminal.get().at.timestamp())
             assert seen <= MAX_DELIVERIES_BEFORE_TERMINAL, f"{job.id}: terminal only after {seen} answers"

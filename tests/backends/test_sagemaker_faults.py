@@ -65,7 +65,7 @@ def test_worker_killed_between_create_and_commit(acme, sagemaker_config, fake_cl
     name = killed[0].remote_name
     assert fake_cloud.resource_calls[("sagemaker", "CreateTrainingJob", name)] == 1, "the retry found, not created"
     assert len(fake_cloud.sagemaker.creates) == 3
-    assert_invariants(fake_cloud, expected)
+    assert_invariants(fake_cloud.sagemaker, expected)
 
 
 def test_thirty_percent_cloud_faults(acme, sagemaker_config, fake_cloud, tmp_path):
@@ -83,7 +83,7 @@ def test_thirty_percent_cloud_faults(acme, sagemaker_config, fake_cloud, tmp_pat
         stop_now(worker)
     injected = sum(fake_cloud.faults.injected.values())
     assert injected >= 3, f"the fault plan injected only {injected} faults"
-    assert_invariants(fake_cloud, expected)
+    assert_invariants(fake_cloud.sagemaker, expected)
 
 
 def test_two_pollers_at_once(acme, sagemaker_config, fake_cloud, tmp_path):
@@ -96,7 +96,7 @@ def test_two_pollers_at_once(acme, sagemaker_config, fake_cloud, tmp_path):
         expected = finish(fake_cloud, jobs, ["complete", "fail", "expire", "complete", "fail", "complete"])
         wait_terminal(ids, timeout=60)
         stop_now(one, two)
-    assert_invariants(fake_cloud, expected)
+    assert_invariants(fake_cloud.sagemaker, expected)
 
 
 def test_concurrent_poll_cycles_claim_each_job_once(acme, sagemaker_config, fake_cloud):
@@ -144,5 +144,5 @@ def test_cancel_racing_completion(acme, sagemaker_config, fake_cloud, tmp_path):
         stop_now(worker)
     assert set(expected.values()) == {JobStatus.COMPLETED, JobStatus.CANCELED}, "both orders exercised"
     assert all(job.cancel_requested_at for job in Job.objects.filter(pk__in=ids))
-    assert_invariants(fake_cloud, expected)
+    assert_invariants(fake_cloud.sagemaker, expected)
     assert Job.objects.filter(pk__in=ids, submission=Submission.SUBMITTED).count() == len(ids)

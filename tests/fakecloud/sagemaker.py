@@ -273,6 +273,17 @@ class FakeSageMaker:
         with self._observed_lock:
             return sum(start <= moment <= end for moment in self.observed.get(name, []))
 
+    # The neutral part of the scripting API (tests/backends/invariants.CloudFake).
+    backend = "sagemaker"
+
+    @staticmethod
+    def remote_key(job) -> str:
+        return job.remote_name
+
+    def finished_at(self, name: str) -> float | None:
+        with self.cloud.lock:
+            return self.jobs[name].get("TrainingEndTime")
+
     def jobs_tagged(self, job_id: str) -> list[str]:
         """Names of the training jobs carrying `train-job-id=<job_id>` (the ≤1 invariant)."""
         with self.cloud.lock:
