@@ -109,6 +109,14 @@ def test_production_behind_a_tls_proxy_needs_the_trusted_proxies(tmp_path):
     assert run(["manage.py", "check"], direct).returncode == 0
 
 
+def test_production_refuses_the_cloud_emulator(tmp_path):
+    """TRAIN_CLOUD_EMULATOR would send every account's jobs, and Train's cloud calls, to a local fake."""
+    result = run(["manage.py", "check", "--deploy"],
+                 production_env(tmp_path, TRAIN_CLOUD_EMULATOR="http://127.0.0.1:18080"))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "TRAIN_CLOUD_EMULATOR" in result.stderr
+
+
 def test_the_local_backend_is_off_in_production(tmp_path):
     result = run(["-c", PRINT_BACKENDS], production_env(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -9,6 +9,10 @@ Each AWS service gets its own endpoint (SageMaker, STS, CloudWatch Logs, the ECR
 endpoint serves SageMaker only, so AssumeRole, log reads and ECR calls must not be sent to it. An unset
 endpoint means the service's default regional endpoint.
 
+With TRAIN_CLOUD_EMULATOR set (development only), every one of those endpoints is the emulator, and
+Train's own credentials are fixed dummies instead of its credential chain (so no instance-metadata
+lookup ever happens): an account configures sagemaker with its usual fields and its jobs run there.
+
 Clients are cached per (region, endpoints, role) in this process: building one costs milliseconds and
 a little memory, and a cached client keeps its connection pool, refreshable credentials and request
 pacing across calls. The cache is an optimisation only; another process builds its own.
@@ -43,6 +47,9 @@ POLL_RETRY_ATTEMPTS = 3
 # (reported as low as 2 requests/s for ListTrainingJobs); bursts are allowed, sustained load is not.
 REQUESTS_PER_SECOND = 5.0
 REQUEST_BURST = 10
+# Train's own AWS credentials under TRAIN_CLOUD_EMULATOR: the emulator checks no signature.
+EMULATOR_CREDENTIALS = {"aws_access_key_id": "emulator", "aws_secret_access_key": "emulator",
+                        "aws_session_token": "emulator"}
 
 
 @dataclass(frozen=True)
@@ -56,11 +63,17 @@ class AwsTarget:
     ecr_endpoint_url: str = ""
     assume_role_arn: str = ""
     external_id: str = ""
+    emulated: bool = False  # TRAIN_CLOUD_EMULATOR: every endpoint is the emulator, own credentials dummies
 
     @classmethod
     def from_config(cls, config: dict) -> AwsTarget:
         """The target of a stored configuration. Endpoints are checked again here, so one stored
         before a tighter allow-list (or by an older release) is never called."""
+        if settings.TRAIN_CLOUD_EMULATOR:
+            # Everything goes to the emulator, whatever endpoints the account configured.
+            return cls(region=config["region"], assume_role_arn=config.get("assume_role_arn", ""),
+                       external_id=config.get("external_id", ""), emulated=True,
+                       **{key: settings.TRAIN_CLOUD_EMULATOR for key in ENDPOINTS})
         endpoints = {}
         for key in ENDPOINTS:
             if config.get(key):
@@ -84,6 +97,8 @@ class AwsClients:
         core = botocore.session.get_session()
         if target.assume_role_arn:
             core.get_component("credential_provider").insert_before("env", _assume_role_provider(target))
+        elif target.emulated:
+            core.set_credentials(*EMULATOR_CREDENTIALS.values())
         self.session = boto3.Session(botocore_session=core, region_name=target.region)
         self.sagemaker = self._client("sagemaker", target.endpoint_url, retries=RETRY_ATTEMPTS)
         self.sagemaker_create = self._client("sagemaker", target.endpoint_url, retries=1)
@@ -113,7 +128,8 @@ def _assume_role_provider(target: AwsTarget):
     from botocore.credentials import CredentialProvider, DeferredRefreshableCredentials
 
     def fetch() -> dict:
-        sts = boto3.Session(region_name=target.region).client(
+        own = EMULATOR_CREDENTIALS if target.emulated else {}  # else Train's own credential chain
+        sts = boto3.Session(region_name=target.region, **own).client(
             "sts", endpoint_url=target.sts_endpoint_url or None,
             config=Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, retries={"mode": "standard"}),
         )

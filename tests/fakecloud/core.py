@@ -94,9 +94,12 @@ class FaultPlan:
 
 
 class FakeCloud:
-    """The server. Use as a context manager; `url` is its base URL (a free 127.0.0.1 port)."""
+    """The server. Use as a context manager; `url` is its base URL (127.0.0.1 and `port`, a free one
+    by default). `closers` run at `stop`, after the server: whatever a handler started for it (moto)."""
 
-    def __init__(self, *, seed: int = 0, timeout_seconds: float = 3.0):
+    def __init__(self, *, seed: int = 0, timeout_seconds: float = 3.0, port: int = 0):
+        self.port = port
+        self.closers: list = []
         self.handlers: list[CloudHandler] = []
         self.fallback_url = ""
         self.faults = FaultPlan(seed=seed)
@@ -122,7 +125,7 @@ class FakeCloud:
         return f"http://{host}:{port}"
 
     def start(self) -> FakeCloud:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _HTTPHandler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _HTTPHandler)
         self.server.daemon_threads = True
         self.server.cloud = self
         threading.Thread(target=self.server.serve_forever, name="fakecloud", daemon=True).start()
@@ -132,6 +135,8 @@ class FakeCloud:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+        while self.closers:
+            self.closers.pop()()
 
     def __enter__(self):
         return self.start()

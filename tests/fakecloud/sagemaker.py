@@ -21,6 +21,7 @@ NAME_RE = re.compile(r"\A[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}\Z")
 TERMINAL = ("Completed", "Failed", "Stopped")
 JSON = "application/x-amz-json-1.1"
 SEARCHABLE_TIMES = ("LastModifiedTime", "CreationTime", "TrainingStartTime", "TrainingEndTime")
+START_AFTER_SECONDS = 1.0  # standalone: how long a created job stays Starting
 
 
 class SageMakerError(Exception):
@@ -40,9 +41,13 @@ def _time_value(text: str) -> float:
 class FakeSageMaker:
     name = "sagemaker"
 
-    def __init__(self, *, region: str = "eu-west-1", stop_delay_seconds: float = 0.0):
+    def __init__(self, *, region: str = "eu-west-1", stop_delay_seconds: float = 0.0,
+                 run_seconds: float | None = None):
         self.region = region  # requests signed for another region go to another fake (or none)
         self.stop_delay_seconds = stop_delay_seconds
+        # Standalone: every created job starts START_AFTER_SECONDS after its create and completes
+        # run_seconds after it, applied when the job is next read. None: jobs move only when scripted.
+        self.run_seconds = run_seconds
         # Instance type -> instances the account may run at once (ResourceLimitExceeded beyond).
         self.instance_quota: dict[str, int] = {}
         self.jobs: dict[str, dict] = {}  # name -> the record DescribeTrainingJob returns
@@ -135,7 +140,7 @@ class FakeSageMaker:
         return {"Tags": self.tags[arn]}
 
     def _op_ListTrainingJobs(self, body: dict) -> dict:
-        jobs = sorted(self.jobs.values(), key=lambda j: j["CreationTime"], reverse=True)
+        jobs = sorted((self._settle(j) for j in self.jobs.values()), key=lambda j: j["CreationTime"], reverse=True)
         if contains := body.get("NameContains"):
             jobs = [j for j in jobs if contains in j["TrainingJobName"]]
         if status := body.get("StatusEquals"):
@@ -187,10 +192,20 @@ class FakeSageMaker:
         return self._settle(self.jobs[name])
 
     def _settle(self, job: dict) -> dict:
-        """Apply a due Stopping -> Stopped before anyone reads the job."""
+        """Apply a due Stopping -> Stopped (and, standalone, a due start or completion) before anyone
+        reads the job, dated when it was due."""
+        now = time.time()
         stop_at = self._stop_at.get(job["TrainingJobName"])
-        if job["TrainingJobStatus"] == "Stopping" and stop_at is not None and time.time() >= stop_at:
+        if job["TrainingJobStatus"] == "Stopping" and stop_at is not None and now >= stop_at:
             self._move(job, "Stopped", "Stopped", "The training job was stopped")
+        if self.run_seconds is not None and job["TrainingJobStatus"] == "InProgress":
+            start_at = job["CreationTime"] + min(START_AFTER_SECONDS, self.run_seconds)
+            end_at = job["CreationTime"] + self.run_seconds
+            if now >= start_at and "TrainingStartTime" not in job:
+                self._move(job, "InProgress", "Training", "Training image download completed. Training in progress.",
+                           at=start_at)
+            if now >= end_at:
+                self._move(job, "Completed", "Completed", "Training job completed", at=end_at)
         return job
 
     def _show(self, job: dict) -> dict:
@@ -227,8 +242,9 @@ class FakeSageMaker:
         }
         return comparisons[operator]()
 
-    def _move(self, job: dict, status: str, secondary: str, message: str, failure_reason: str = "") -> None:
-        now = time.time()
+    def _move(self, job: dict, status: str, secondary: str, message: str, failure_reason: str = "",
+              at: float | None = None) -> None:
+        now = time.time() if at is None else at
         transitions = job["SecondaryStatusTransitions"]
         if transitions and "EndTime" not in transitions[-1]:
             transitions[-1]["EndTime"] = now
@@ -296,3 +312,74 @@ class FakeSageMaker:
             self._op_CreateTrainingJob(request)
             self.creates.pop()
             self._move(self.jobs[request["TrainingJobName"]], status, secondary, secondary)
+
+
+class RegionalSageMaker:
+    """SageMaker in every region, for the standalone fake cloud: the first request signed for a region
+    creates that region's FakeSageMaker (so ARNs name the region the account configured)."""
+
+    name = "sagemaker"
+
+    def __init__(self, *, run_seconds: float | None = None):
+        self.run_seconds = run_seconds
+        self.regions: dict[str, FakeSageMaker] = {}
+        self._lock = threading.Lock()
+
+    def bind(self, cloud) -> RegionalSageMaker:
+        self.cloud = cloud
+        return self
+
+    def region(self, region: str) -> FakeSageMaker:
+        with self._lock:
+            if region not in self.regions:
+                fake = FakeSageMaker(region=region, run_seconds=self.run_seconds)
+                self.regions[region] = fake.bind(self.cloud)
+            return self.regions[region]
+
+    def _fake(self, request: FakeRequest) -> FakeSageMaker:
+        signed_for = REGION_RE.search(request.headers.get("Authorization", ""))
+        return self.region(signed_for.group(1) if signed_for else "us-east-1")
+
+    def matches(self, request: FakeRequest) -> bool:
+        return request.headers.get("X-Amz-Target", "").startswith("SageMaker.")
+
+    def operation(self, request: FakeRequest) -> tuple[str, str]:
+        return self._fake(request).operation(request)
+
+    def gate(self, operation: str, resource: str) -> None:
+        pass  # nothing is held at a barrier when no test drives the fake
+
+    def fault(self, kind: str) -> FakeResponse:
+        return next(iter(self.regions.values()), FakeSageMaker()).fault(kind)
+
+    def dispatch(self, operation: str, request: FakeRequest) -> FakeResponse:
+        return self._fake(request).dispatch(operation, request)
+
+
+def start_moto(cloud) -> str:
+    """moto in this process as the cloud's fallback (STS, CloudWatch Logs, the ECR API), stopped with
+    the cloud; its URL."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    cloud.closers.append(server.stop)
+    host, port = server.get_host_and_port()
+    cloud.fallback_url = f"http://{host}:{port}"
+    return cloud.fallback_url
+
+
+def standalone(cloud, *, run_seconds: float) -> list[str]:
+    """Serve SageMaker in every region from `cloud`, each created training job starting after about a
+    second and completing `run_seconds` after its create; STS, CloudWatch Logs and the ECR API by moto
+    behind the same URL."""
+    moto = cloud.fallback_url or start_moto(cloud)
+    cloud.sagemaker = cloud.add(RegionalSageMaker(run_seconds=run_seconds)).bind(cloud)
+    return [
+        f"sagemaker: SageMaker training jobs (any region, account {AWS_ACCOUNT}) at {cloud.url}; each job starts "
+        f"after {min(START_AFTER_SECONDS, run_seconds):g} s and completes {run_seconds:g} s after its create",
+        f"sagemaker: STS, CloudWatch Logs and the ECR API at {cloud.url} (served by moto, {moto})",
+    ]
