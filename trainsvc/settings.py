@@ -420,10 +420,9 @@ TRAIN_AZURE_ENDPOINT_HOSTS = env_list(
     "TRAIN_AZURE_ENDPOINT_HOSTS",
     [".azurecr.io", "login.microsoftonline.com"] + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
 )
-# How long an AWS call may wait for its answer; a create that times out is looked up before a retry.
-TRAIN_AWS_READ_TIMEOUT_SECONDS = env_int("TRAIN_AWS_READ_TIMEOUT_SECONDS", 30)
-# Poll interval bounds for SageMaker jobs in seconds: soon after a change, at most this rarely.
-TRAIN_SAGEMAKER_POLL_SECONDS = tuple(int(v) for v in env_list("TRAIN_SAGEMAKER_POLL_SECONDS", ["30", "300"]))
+# Each backend's own settings (poll interval bounds, read timeouts) are TRAIN_<BACKEND>_<NAME>, read
+# and checked by backends/common/settings.py, not here: TRAIN_SAGEMAKER_POLL_SECONDS,
+# TRAIN_SAGEMAKER_READ_TIMEOUT_SECONDS (alias TRAIN_AWS_READ_TIMEOUT_SECONDS), TRAIN_VERTEX_AI_POLL_SECONDS…
 
 # --- Cloud emulator (development only) -------------------------------------------------------------
 # A base URL (http://127.0.0.1:P) that serves fakes of every cloud Train speaks to (the test suite's

@@ -13,15 +13,15 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.utils.functional import classproperty
 
 from backends.aws import config as aws_config
 from backends.aws.errors import THROTTLING_CODES, backend_error, error_code, http_status, is_not_found
 from backends.aws.logs import log_tail
-from backends.aws.session import aws_clients
+from backends.aws.session import aws_clients, aws_read_timeout_seconds
 from backends.aws.validation import spec_errors
 from backends.base import UNCHANGED, Backend, BackendError, JobSpec, RemoteRef, RemoteStatus, SpecError
+from backends.common.settings import poll_bounds
 from registry.reference import parse_reference
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,11 @@ class SageMakerBackend(Backend):
 
     @classproperty
     def poll_interval_bounds(cls) -> tuple[int, int]:
-        return settings.TRAIN_SAGEMAKER_POLL_SECONDS
+        return poll_bounds(cls.name)  # TRAIN_SAGEMAKER_POLL_SECONDS
+
+    @classproperty
+    def read_timeout_seconds(cls) -> int:
+        return aws_read_timeout_seconds()
 
     # --- configuration ---------------------------------------------------------------------------
     @classmethod

@@ -30,6 +30,7 @@ from backends.base import BackendError
 from backends.common.client_cache import ClientCache
 from backends.common.endpoints import EndpointError
 from backends.common.pacing import RequestPacer
+from backends.common.settings import read_timeout_seconds
 
 # Role chaining (Train's own role assuming the account's) caps a session at one hour.
 ASSUME_ROLE_SECONDS = 3600
@@ -50,6 +51,12 @@ REQUEST_BURST = 10
 # Train's own AWS credentials under TRAIN_CLOUD_EMULATOR: the emulator checks no signature.
 EMULATOR_CREDENTIALS = {"aws_access_key_id": "emulator", "aws_secret_access_key": "emulator",
                         "aws_session_token": "emulator"}
+
+
+def aws_read_timeout_seconds() -> int:
+    """How long an AWS call may wait for its answer (TRAIN_SAGEMAKER_READ_TIMEOUT_SECONDS, or the
+    older TRAIN_AWS_READ_TIMEOUT_SECONDS; 30 s); a create that times out is looked up before a retry."""
+    return read_timeout_seconds("sagemaker", aliases=("TRAIN_AWS_READ_TIMEOUT_SECONDS",))
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ class AwsClients:
 
         config = Config(
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            read_timeout=min(read_timeout or math.inf, settings.TRAIN_AWS_READ_TIMEOUT_SECONDS),
+            read_timeout=min(read_timeout or math.inf, aws_read_timeout_seconds()),
             retries={"mode": "standard", "total_max_attempts": retries}, user_agent_extra="train",
         )
         client = self.session.client(service, endpoint_url=endpoint_url or None, config=config)
