@@ -10,6 +10,7 @@ copied so that SageMaker can pull it, and the credentials Train pushes with.
 - The password is GetAuthorizationToken's token (base64 of `AWS:<password>`), valid until its
   `expiresAt`. The registry client asks for a new one once that time has passed, so an expired token
   is never sent again (docs/decisions/0061-ecr-target-naming-and-credentials.md).
+- Under TRAIN_CLOUD_EMULATOR (development), pushes go to the emulator, which serves ECR's registry.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
 
 from backends.aws.config import DEFAULT_ECR_PREFIX, registry_endpoint_url
 from backends.aws.errors import backend_error, error_code
@@ -133,7 +136,9 @@ def ecr_target(config: dict, repository: str) -> EcrTarget:
     if message := ecr_repository_error(prefix, repository):
         raise BackendError(message, permanent=True)
     endpoint = ""
-    if config.get("registry_endpoint"):
+    if settings.TRAIN_CLOUD_EMULATOR:
+        endpoint = settings.TRAIN_CLOUD_EMULATOR  # it serves ECR's registry too (at /v2/)
+    elif config.get("registry_endpoint"):
         try:
             endpoint = registry_endpoint_url(config["registry_endpoint"])
         except EndpointError as exc:

@@ -2,11 +2,15 @@
 process, the gateway and the worker from the Procfile with TRAIN_CLOUD_EMULATOR pointing there, a
 backend configured with its usual fields only (no endpoints, no keys), a job submitted through the
 REST API. Train must record it COMPLETED, and the fake's own listing must hold exactly one remote job.
+Where the emulator serves the cloud's registry, a second job names an image pushed to Train: it is
+mirrored there by digest and the remote job runs that digest.
 
 One row of EMULATED per cloud backend: its configuration, a job body, and how to read the fake's
-listing through the cloud's own API."""
+listing (and a remote job's image) through the cloud's own API."""
 
+import hashlib
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +20,8 @@ import requests
 
 from jobs.models import Job
 from tests.backends.test_sagemaker_request import DIGEST, ECR_IMAGE
+from tests.conftest import require_tool
+from tests.registry.ocilayout import build_image
 from tests.support.processes import free_port, gunicorn, qcluster, running, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -26,6 +32,7 @@ RUN_SECONDS = 3  # how long each job runs in the fake
 NO_AWS_CREDENTIALS = {"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
 FAST_POLLING = {"TRAIN_SAGEMAKER_POLL_SECONDS": "1,2"}
+PUSHED = "localhost:8000/acme/trainer:v1"  # an image in Train's registry (the test settings' host)
 
 
 def sagemaker_listing(emulator: str, config: dict) -> list[str]:
@@ -43,6 +50,14 @@ def sagemaker_listing(emulator: str, config: dict) -> list[str]:
             return names
 
 
+def sagemaker_image(emulator: str, config: dict, key: str) -> str:
+    import boto3
+
+    client = boto3.client("sagemaker", endpoint_url=emulator, region_name=config["region"],
+                          aws_access_key_id="reader", aws_secret_access_key="reader")
+    return client.describe_training_job(TrainingJobName=key)["AlgorithmSpecification"]["TrainingImage"]
+
+
 @dataclass(frozen=True)
 class Emulated:
     backend: str
@@ -50,6 +65,8 @@ class Emulated:
     body: dict  # a job a member POSTs
     listing: Callable[[str, dict], list[str]]  # (emulator URL, config) -> keys of every remote job
     remote_key: Callable[[Job], str]  # what the listing calls the Train job's remote job
+    remote_image: Callable[[str, dict, str], str]  # (emulator URL, config, key) -> the image it runs
+    mirrored: Callable[[dict, str], str]  # (config, digest) -> where an image pushed to Train runs from
 
 
 EMULATED = [
@@ -60,7 +77,9 @@ EMULATED = [
         body={"name": "emulated", "backend": "sagemaker", "image": f"{ECR_IMAGE}@{DIGEST}",
               "command": ["python", "train.py"], "resources": {"machine_type": "ml.g5.xlarge"},
               "storage_mounts": [{"source": "s3://acme-data/corpus", "mode": "ro"}]},
-        listing=sagemaker_listing, remote_key=lambda job: job.remote_name,
+        listing=sagemaker_listing, remote_key=lambda job: job.remote_name, remote_image=sagemaker_image,
+        mirrored=lambda config, digest: f"123456789012.dkr.ecr.{config['region']}.amazonaws.com/train/acme/trainer"
+                                        f"@{digest}",
     ), id="sagemaker"),
 ]
 
@@ -83,9 +102,20 @@ def emulator(tmp_path):
         yield url
 
 
+def push(base: str, caller, tmp_path) -> str:
+    """An image pushed to Train's registry as `PUSHED` with skopeo; its digest."""
+    built = build_image(tmp_path / "layout", "v1", seed=4242, layers=2)
+    result = subprocess.run([require_tool("skopeo"), "copy", "--dest-tls-verify=false", "--dest-creds",
+                             f"acme:{caller.plaintext}", f"oci:{tmp_path / 'layout'}:v1",
+                             f"docker://{base.removeprefix('http://')}/{PUSHED.split('/', 1)[1]}"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return built.digest
+
+
 @pytest.mark.parametrize("case", EMULATED)
-def test_a_job_runs_on_the_standalone_emulator_with_the_usual_configuration(case, emulator, operator, member,
-                                                                            tmp_path, monkeypatch):
+def test_jobs_run_on_the_standalone_emulator_with_the_usual_configuration(case, emulator, operator, member,
+                                                                          tmp_path, monkeypatch):
     for key in [key for key in os.environ if key.startswith("AWS_")]:
         monkeypatch.delenv(key)
     env = {**NO_AWS_CREDENTIALS, **FAST_POLLING, "TRAIN_CLOUD_EMULATOR": emulator}
@@ -93,16 +123,29 @@ def test_a_job_runs_on_the_standalone_emulator_with_the_usual_configuration(case
         put = requests.put(f"{base}/v1/backends/{case.backend}", json={"config": case.config},
                            headers=operator.http_headers, timeout=10)
         assert put.status_code == 200, put.text
-        created = requests.post(f"{base}/v1/jobs", json=case.body, headers=member.http_headers, timeout=10)
-        assert created.status_code == 201, created.text
-        job_id = created.json()["id"]
+        digest = push(base, member, tmp_path)
+        ids = []
+        for body in (case.body, {**case.body, "name": "emulated-pushed", "image": PUSHED}):
+            created = requests.post(f"{base}/v1/jobs", json=body, headers=member.http_headers, timeout=10)
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
 
         def finished():
-            body = requests.get(f"{base}/v1/jobs/{job_id}", headers=member.http_headers, timeout=10).json()
-            return body if body["status"] in ("COMPLETED", "FAILED", "CANCELED", "EXPIRED") else None
+            shown = [requests.get(f"{base}/v1/jobs/{job_id}", headers=member.http_headers, timeout=10).json()
+                     for job_id in ids]
+            return shown if all(s["status"] in ("COMPLETED", "FAILED", "CANCELED", "EXPIRED") for s in shown) else None
 
-        done = wait_until(finished, timeout=120, interval=0.5, message=f"{job_id} to finish")
+        done = wait_until(finished, timeout=120, interval=0.5, message=f"{ids} to finish")
 
-    assert done["status"] == "COMPLETED", done
-    assert done["started_at"] and done["finished_at"]
-    assert case.listing(emulator, case.config) == [case.remote_key(Job.objects.get(pk=job_id))]
+    outcomes = [(shown["status"], bool(shown["started_at"]), bool(shown["finished_at"])) for shown in done]
+    assert outcomes == [("COMPLETED", True, True)] * 2
+    keys = [case.remote_key(Job.objects.get(pk=job_id)) for job_id in ids]
+    assert sorted(case.listing(emulator, case.config)) == sorted(keys)
+    # The pushed image was mirrored to the emulated registry by digest, and the remote job runs it.
+    reference = case.mirrored(case.config, digest)
+    assert done[1]["cloud_image"] == reference
+    assert case.remote_image(emulator, case.config, keys[1]) == reference
+    path = reference.split("/", 1)[1].split("@")[0]
+    manifest = requests.get(f"{emulator}/v2/{path}/manifests/{digest}", timeout=10,
+                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert manifest.status_code == 200 and hashlib.sha256(manifest.content).hexdigest() == digest.split(":")[1]

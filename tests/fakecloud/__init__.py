@@ -2,7 +2,8 @@
 that speaks each cloud's wire protocol.
 
 - `core` serves HTTP, injects faults from a seeded random source, counts calls and forwards what no
-  fake handles (STS, CloudWatch Logs, the ECR API) to moto.
+  fake handles (STS, CloudWatch Logs, the ECR API) to moto; `routes` pass a path prefix elsewhere (the
+  standalone's `/v2/` to a Distribution registry).
 - One module per cloud holds that cloud's behaviour and a scripting API for tests (`sagemaker` here;
   `vertex` and `azureml` fit the same `CloudHandler` shape). Each also defines
   `standalone(cloud, *, run_seconds) -> list[str]`: its handlers set to run every created job to

@@ -102,6 +102,9 @@ class FakeCloud:
         self.closers: list = []
         self.handlers: list[CloudHandler] = []
         self.fallback_url = ""
+        # (path prefix, base URL): requests under the prefix are passed there before any handler sees
+        # them, outside the lock (the standalone's registry: /v2/ to a Distribution registry).
+        self.routes: list[tuple[str, str]] = []
         self.faults = FaultPlan(seed=seed)
         self.timeout_seconds = timeout_seconds  # a "timeout" holds the answer this long, then hangs up
         self.lock = threading.RLock()
@@ -147,6 +150,9 @@ class FakeCloud:
     # --- one request ------------------------------------------------------------------------------
     def handle(self, request: FakeRequest) -> FakeResponse | None:
         """The answer, or None to hang up without one (an injected timeout)."""
+        for prefix, url in self.routes:
+            if request.path.startswith(prefix):
+                return self._forward(request, url, record=False)
         handler = next((h for h in self.handlers if h.matches(request)), None)
         if handler is None:
             return self._forward(request)
@@ -168,13 +174,15 @@ class FakeCloud:
             return None
         return response
 
-    def _forward(self, request: FakeRequest) -> FakeResponse:
-        if not self.fallback_url:
+    def _forward(self, request: FakeRequest, url: str = "", *, record: bool = True) -> FakeResponse:
+        url = url or self.fallback_url
+        if not url:
             return FakeResponse.json(501, {"message": f"no fake handles {request.method} {request.path}"})
-        decoded = request.form() if b"Action=" in request.body[:200] else {}
-        with self.lock:
-            self.forwarded.append({"target": request.headers.get("X-Amz-Target", ""), **decoded})
-        target = urlsplit(self.fallback_url)
+        if record:
+            decoded = request.form() if b"Action=" in request.body[:200] else {}
+            with self.lock:
+                self.forwarded.append({"target": request.headers.get("X-Amz-Target", ""), **decoded})
+        target = urlsplit(url)
         conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
         try:
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "connection")}
@@ -182,8 +190,10 @@ class FakeCloud:
             conn.request(request.method, path, body=request.body, headers=headers)
             answer = conn.getresponse()
             body = answer.read()
-            keep = {k: v for k, v in answer.getheaders()
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date")}
+            dropped = ("connection", "transfer-encoding", "server", "date")
+            # A HEAD answer has no body but says how long the GET's would be: keep that length.
+            dropped += () if request.method == "HEAD" else ("content-length",)
+            keep = {k: v for k, v in answer.getheaders() if k.lower() not in dropped}
             return FakeResponse(answer.status, body, keep)
         finally:
             conn.close()
@@ -213,15 +223,17 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for key, value in response.headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        if not any(key.lower() == "content-length" for key in response.headers):
+            self.send_header("Content-Length", str(len(response.body)))
         self.send_header("x-amzn-RequestId", "fake-request")
         self.end_headers()
-        self.wfile.write(response.body)
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
         self.wfile.flush()
         if response.on_delivery is not None:
             response.on_delivery()
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
     def log_message(self, *args):  # quiet: the tests print the fake's counters when they fail
         pass

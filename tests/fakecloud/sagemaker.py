@@ -372,14 +372,66 @@ def start_moto(cloud) -> str:
     return cloud.fallback_url
 
 
+def start_registry(cloud) -> str:
+    """Debian's Distribution registry (`docker-registry`) behind the cloud's /v2/, without auth, storing
+    in a temporary directory; stopped and removed with the cloud. Its URL, or "" when it is not on PATH."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        return ""
+    work = Path(tempfile.mkdtemp(prefix="fakecloud-registry-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (work / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: error\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {work / 'data'}\n"
+        # Relative Locations: uploads continue through the cloud's URL, not the registry's own.
+        f"http:\n  addr: 127.0.0.1:{port}\n  relativeurls: true\n")
+    proc = subprocess.Popen([binary, "serve", str(work / "config.yml")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def stop():
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    cloud.closers.append(stop)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:  # until it listens
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("docker-registry did not start") from None
+            time.sleep(0.1)
+    cloud.routes.append(("/v2/", url))
+    return url
+
+
 def standalone(cloud, *, run_seconds: float) -> list[str]:
     """Serve SageMaker in every region from `cloud`, each created training job starting after about a
     second and completing `run_seconds` after its create; STS, CloudWatch Logs and the ECR API by moto
-    behind the same URL."""
+    behind the same URL, and ECR's registry (where Train mirrors images) at its /v2/ when Debian's
+    Distribution registry is installed."""
     moto = cloud.fallback_url or start_moto(cloud)
+    registry = start_registry(cloud)
     cloud.sagemaker = cloud.add(RegionalSageMaker(run_seconds=run_seconds)).bind(cloud)
     return [
         f"sagemaker: SageMaker training jobs (any region, account {AWS_ACCOUNT}) at {cloud.url}; each job starts "
         f"after {min(START_AFTER_SECONDS, run_seconds):g} s and completes {run_seconds:g} s after its create",
         f"sagemaker: STS, CloudWatch Logs and the ECR API at {cloud.url} (served by moto, {moto})",
+        f"sagemaker: ECR's registry for mirrored images at {cloud.url}/v2/ (Distribution, {registry})" if registry
+        else "sagemaker: no docker-registry on PATH: images pushed to Train cannot be mirrored to the emulated ECR",
     ]
