@@ -59,13 +59,21 @@ def containers_dir() -> Path:
     return Path(settings.TRAIN_LOCAL_CONTAINERS_DIR)
 
 
+# The OCI runtime is started by conmon with a hard process limit of 32768 on Debian's podman, whatever
+# Train's own limit: asking for more fails with "error setting rlimit type 6".
+NPROC_CEILING = 32768
+
+
 def _ulimits() -> list[str]:
-    """nofile and nproc at Train's own hard limits: the runtime can set these without privileges."""
+    """nofile and nproc no higher than what the runtime holds, so it can set them without privileges
+    (a host that strips CAP_SYS_RESOURCE refuses any raise)."""
     limits = []
-    for name, which in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+    for name, which, ceiling in (("nofile", resource.RLIMIT_NOFILE, None),
+                                 ("nproc", resource.RLIMIT_NPROC, NPROC_CEILING)):
         hard = resource.getrlimit(which)[1]
-        if hard != resource.RLIM_INFINITY:
-            limits.append(f"{name}={hard}:{hard}")
+        value = ceiling if hard == resource.RLIM_INFINITY else min(hard, ceiling or hard)
+        if value is not None:
+            limits.append(f"{name}={value}:{value}")
     return limits
 
 
