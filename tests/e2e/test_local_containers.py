@@ -98,9 +98,10 @@ def test_a_pushed_image_runs_isolated_in_a_container_of_its_pinned_digest(stack,
         "cat $STORAGE_MOUNT_0_PATH/input.txt; "
         "if touch $STORAGE_MOUNT_0_PATH/written 2>/dev/null; then echo writable; else echo read-only; fi; "
         f"if ls {settings.TRAIN_DATA_DIR} >/dev/null 2>&1; then echo sees-train-data; else echo no-train-data; fi; "
-        "echo net=$(ls /sys/class/net)"
+        "echo net=$(ls /sys/class/net); "
+        "echo memory=$(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
     )
-    pinned = submit(stack, member, ["sh", "-c", script],
+    pinned = submit(stack, member, ["sh", "-c", script], resources={"machine_type": "1cpu-64mb"},
                     storage_mounts=[{"source": f"file://{data}", "mode": "ro"}])
     assert pinned["image_digest"] == first
 
@@ -117,7 +118,8 @@ def test_a_pushed_image_runs_isolated_in_a_container_of_its_pinned_digest(stack,
     assert lines[0] == "image one"  # a file only the pinned image has
     uid = int(lines[1].removeprefix("uid="))
     assert uid != 0  # the image names no user: not root inside
-    assert lines[2:] == ["mount=/mnt/train/mount0", "hello from the mount", "read-only", "no-train-data", "net=lo"]
+    assert lines[2:] == ["mount=/mnt/train/mount0", "hello from the mount", "read-only", "no-train-data", "net=lo",
+                         f"memory={64 * 2**20}"]
     assert not (data / "written").exists()
     assert wait_for(stack, member, later["id"], TERMINAL_STATUSES)["status"] == "COMPLETED"
     assert log_lines(stack, member, later["id"]) == ["image two"]
