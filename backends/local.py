@@ -287,7 +287,8 @@ class LocalBackend(Backend):
 
     def _start_supervisor(self, run: Path) -> None:
         spec = _read_json(run / "spec.json") or {}
-        if (container := spec.get("container")) and container.get("repository"):
+        needs_pull = not (run / "started").exists() and not (run / "result.json").exists()
+        if (container := spec.get("container")) and container.get("repository") and needs_pull:
             self._write_pull_credential(run, container)
         subprocess.Popen(
             [sys.executable, "-m", "backends.local_runner", str(run)],
@@ -330,6 +331,8 @@ class LocalBackend(Backend):
         started = _read_json(run / "started") or {}
         started_at = _parse_time(started.get("at"))
         if result is not None:
+            if in_container and not (run / "removed").exists() and not self._supervisor_alive(run):
+                self._start_supervisor(run)  # its supervisor died before removing the container: remove it
             return self._from_result(result, started_at)
         if not started:
             self._ensure_supervisor(run)  # heals a supervisor that died before it could start the job

@@ -11,6 +11,7 @@ directory is the whole contract with `backends.local.LocalBackend`:
   container    with `container` in the spec, the job runs in a container of the pinned image
                instead (backends/local_container.py); a later supervisor adopts it
   result.json  written last: outcome, exit code, times
+  removed      a container's job only: its container was removed after result.json was written
 
 With `isolation` in the spec (Train runs as root), the process runs as a user id claimed for this run
 (backends/local_isolation.py): `work/` is handed to that user, the run directory opens for it to pass
@@ -132,6 +133,12 @@ def run_container(run: Path, spec: dict) -> dict:
     return local_container.supervise(run, spec, uid, now_iso=now_iso, write_atomic=write_atomic)
 
 
+def remove_container(run: Path, spec: dict) -> None:
+    """Remove the finished container; `removed` tells the backend no supervisor is needed for it."""
+    local_container.remove(spec["container"])
+    write_atomic(run / "removed", {"at": now_iso()})
+
+
 def main(run_dir: str) -> int:
     run = Path(run_dir)
     os.umask(0o077)  # the run's files (spec, log, result) are Train's alone
@@ -143,7 +150,7 @@ def main(run_dir: str) -> int:
     spec = json.loads((run / "spec.json").read_text())
     if (run / "result.json").exists():
         if spec.get("container"):
-            local_container.remove(spec["container"])  # its result and log are saved
+            remove_container(run, spec)  # its result and log are saved
         return 0
     if (run / "started").exists() and not spec.get("container"):
         return 0  # it already ran: never start the job twice (a container is found and adopted instead)
@@ -157,7 +164,7 @@ def main(run_dir: str) -> int:
         result = supervise(run, spec, None)
     write_atomic(run / "result.json", {**result, "finished_at": now_iso()})
     if spec.get("container"):
-        local_container.remove(spec["container"])  # after its result and log are saved
+        remove_container(run, spec)  # after its result and log are saved
     return 0
 
 
