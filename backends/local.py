@@ -205,7 +205,8 @@ class LocalBackend(Backend):
             "isolation": self._isolation(),
             "container": {
                 "engine": engine.runtime, "binary": engine.binary, "engine_env": engine_environment(engine.runtime),
-                "name": name, "image": image, "repository": repository, "tls_verify": tls_verify,
+                "name": name, "image": image, "repository": repository, "account_id": spec.account_id,
+                "tls_verify": tls_verify,
                 "create_args": args, "args": [*spec.command[1:], *spec.args],
             },
         }
@@ -298,9 +299,9 @@ class LocalBackend(Backend):
 
     def _write_pull_credential(self, run: Path, container: dict) -> None:
         """A fresh one-repository pull token, where the engine reads it (never on a command line)."""
-        repository = container["repository"]
-        token, _, _ = pull_token_issue(account_id=repository.split("/", 1)[0], repository=repository)
-        user = base64.b64encode(f"{repository.split('/', 1)[0]}:{token}".encode()).decode()
+        account_id, repository = container["account_id"], container["repository"]
+        token, _, _ = pull_token_issue(account_id=account_id, repository=repository)
+        user = base64.b64encode(f"{account_id}:{token}".encode()).decode()
         host = container["image"].split("/", 1)[0]
         (run / "registry-auth").mkdir(mode=0o700, exist_ok=True)
         _write_private(run / "registry-auth" / "config.json", json.dumps({"auths": {host: {"auth": user}}}))

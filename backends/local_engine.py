@@ -115,8 +115,15 @@ def podman_environment() -> dict[str, str]:
             "CONTAINERS_REGISTRIES_CONF": str(root / "registries.conf")}
 
 
+# How Train's own environment points the docker client at its daemon, passed on to every docker call.
+DOCKER_CLIENT_VARIABLES = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY")
+
+
 def engine_environment(runtime: str) -> dict[str, str]:
-    return podman_environment() if runtime == "podman" else {}
+    """The variables every call of `runtime` runs with (the supervisor passes only these and PATH)."""
+    if runtime == "podman":
+        return podman_environment()
+    return {name: os.environ[name] for name in DOCKER_CLIENT_VARIABLES if name in os.environ}
 
 
 def cdi_has_gpus() -> bool:
