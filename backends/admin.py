@@ -1,4 +1,5 @@
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 
 from backends.models import BackendConfig
 
@@ -15,3 +16,11 @@ class BackendConfigAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        if settings.TRAIN_LOCAL_BACKEND:
+            from backends.local_engine import local_engine
+
+            engine = local_engine(fresh=True)
+            messages.add_message(request, messages.INFO if engine.ok else messages.WARNING, engine.describe())
+        return super().changelist_view(request, extra_context)

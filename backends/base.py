@@ -154,6 +154,11 @@ class Backend(ABC):
         """The configuration as shown to an account member (`admin`: to an account admin)."""
         return {key: value for key, value in config.items() if admin or key not in cls.admin_only_config}
 
+    @classmethod
+    def health(cls) -> dict:
+        """What this deployment can say about running this backend's jobs (GET /v1/backends)."""
+        return {}
+
     # --- lifecycle limits ---------------------------------------------------------------------------
     def max_queue_seconds(self, spec: JobSpec) -> int:
         """How long the cloud itself may keep this job queued before it runs or gives up (e.g. a spot

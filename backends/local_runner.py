@@ -8,7 +8,10 @@ directory is the whole contract with `backends.local.LocalBackend`:
   started      written (under the lock) just before the process starts: the job never starts twice
   cancel       written by the backend to ask for a stop
   output.log   the process's stdout and stderr
+  container    with `container` in the spec, the job runs in a container of the pinned image
+               instead (backends/local_container.py); a later supervisor adopts it
   result.json  written last: outcome, exit code, times
+  removed      a container's job only: its container was removed after result.json was written
 
 With `isolation` in the spec (Train runs as root), the process runs as a user id claimed for this run
 (backends/local_isolation.py): `work/` is handed to that user, the run directory opens for it to pass
@@ -26,6 +29,7 @@ import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
+from backends import local_container
 from backends.local_isolation import claim_job_uid, job_preexec, kill_processes_of
 
 WAIT_STEP_SECONDS = 0.2
@@ -115,6 +119,26 @@ def run_isolated(run: Path, spec: dict) -> dict:
         kill_processes_of(uid)
 
 
+def run_container(run: Path, spec: dict) -> dict:
+    """A job in a container (backends/local_container.py): as a user id claimed for it when Train
+    runs as root and the image names no user of its own."""
+    claimed, isolation = None, spec.get("isolation")
+    if isolation and not (run / "started").exists():
+        claimed = claim_job_uid(Path(isolation["uid_dir"]), base=isolation["uid_base"], count=isolation["uid_count"],
+                                start=zlib.crc32(run.name.encode()))
+        if claimed is None:
+            return {"outcome": "failed_to_start",
+                    "message": "Every local job user id is in use (TRAIN_LOCAL_JOB_UID_COUNT jobs are running)."}
+    uid = claimed[0] if claimed else None
+    return local_container.supervise(run, spec, uid, now_iso=now_iso, write_atomic=write_atomic)
+
+
+def remove_container(run: Path, spec: dict) -> None:
+    """Remove the finished container; `removed` tells the backend no supervisor is needed for it."""
+    local_container.remove(spec["container"])
+    write_atomic(run / "removed", {"at": now_iso()})
+
+
 def main(run_dir: str) -> int:
     run = Path(run_dir)
     os.umask(0o077)  # the run's files (spec, log, result) are Train's alone
@@ -123,16 +147,24 @@ def main(run_dir: str) -> int:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0  # another supervisor owns this run
-    if (run / "started").exists() or (run / "result.json").exists():
-        return 0  # it already ran (or is being reported): never start the job twice
     spec = json.loads((run / "spec.json").read_text())
-    if (run / "cancel").exists():
+    if (run / "result.json").exists():
+        if spec.get("container"):
+            remove_container(run, spec)  # its result and log are saved
+        return 0
+    if (run / "started").exists() and not spec.get("container"):
+        return 0  # it already ran: never start the job twice (a container is found and adopted instead)
+    if (run / "cancel").exists() and not (run / "started").exists():
         result = {"outcome": "canceled", "exit_code": None}
+    elif spec.get("container"):
+        result = run_container(run, spec)
     elif spec.get("isolation"):
         result = run_isolated(run, spec)
     else:
         result = supervise(run, spec, None)
     write_atomic(run / "result.json", {**result, "finished_at": now_iso()})
+    if spec.get("container"):
+        remove_container(run, spec)  # after its result and log are saved
     return 0
 
 

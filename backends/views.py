@@ -19,6 +19,9 @@ class BackendSerializer(serializers.Serializer):
     requires_config = serializers.BooleanField()
     configured = serializers.BooleanField()
     config = serializers.DictField()
+    health = serializers.DictField(
+        help_text="What runs this backend's jobs on this deployment, when Train checks it (local: the container "
+                  "engine, its version, whether GPUs are available, or why jobs run as host processes).")
 
 
 BackendConfigRequest = inline_serializer("BackendConfigRequest", {"config": serializers.DictField()})
@@ -33,6 +36,7 @@ def describe(name: str, row: BackendConfig | None, *, role: str) -> dict:
         "requires_config": cls.requires_config,
         "configured": row is not None or not cls.requires_config,
         "config": cls.public_config(row.config, admin=role == Role.ADMIN) if row else {},
+        "health": cls.health(),
     }
 
 

@@ -50,13 +50,15 @@ MAX_SCOPES = 20  # a login asks for a handful; more is noise or abuse
 @dataclass(frozen=True)
 class Caller:
     account_id: str
-    key: ApiKey
+    key: ApiKey | None  # None for a pull token Train minted for one of its own jobs
     role: str
     # The token's grants; None when the caller sent Basic credentials on this request.
     token_access: dict[str, frozenset[str]] | None
 
     @property
     def actor(self) -> str:
+        if self.key is None:
+            return "Train (a job's image pull)"
         return f"{self.key.user.get_username()} (key {self.key.key_id})"
 
 
@@ -244,6 +246,8 @@ def _bearer_caller(request, token: str, needs) -> Caller:
         claims = token_verify(token)
     except InvalidToken as exc:
         raise _unauthorized(request, needs, "invalid_token", "invalid or expired token") from exc
+    if claims.is_pull_token:
+        return pull_token_caller(claims)
     key = ApiKey.objects.select_related("user").filter(pk=claims.key_pk).first()
     membership = None
     if key is not None and key.is_active():
@@ -251,6 +255,24 @@ def _bearer_caller(request, token: str, needs) -> Caller:
     if membership is None:
         raise _unauthorized(request, needs, "invalid_token", "the key behind this token is no longer valid")
     return Caller(account_id=claims.account_id, key=key, role=membership.role, token_access=claims.access)
+
+
+def pull_token_caller(claims) -> Caller:
+    """The caller behind a pull token Train minted for a job: a viewer of the token's account, limited
+    to what the token grants (pull, on one repository)."""
+    return Caller(account_id=claims.account_id, key=None, role=Role.VIEWER, token_access=claims.access)
+
+
+def pull_token_claims(username: str, password: str):
+    """The claims of `password` when it is a valid pull token for account `username`, else None:
+    a container engine presents the token Train gave it as a Basic password at the token endpoint."""
+    if not password.startswith("eyJ") or not password.isascii() or len(password) > 4096:
+        return None  # not a JWT: an API key, checked as one
+    try:
+        claims = token_verify(password)
+    except InvalidToken:
+        return None
+    return claims if claims.is_pull_token and claims.account_id == username else None
 
 
 def request_caller(request, needs=()) -> Caller:

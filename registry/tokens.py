@@ -25,6 +25,10 @@ ALGORITHM = "ES256"
 ISSUER = "train"
 LEEWAY_SECONDS = 60  # as distribution's verifier (registry/auth/token/token.go)
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "aud", "iss", "sub", "jti"]
+# API key ids start at 1. A token whose `key` is 0 was minted by Train itself for one job's image pull
+# (`pull_token_issue`): no key stands behind it, it grants `pull` on one repository, and it is never
+# renewed past its own expiry.
+PULL_TOKEN_KEY = 0
 
 
 class InvalidToken(Exception):
@@ -36,6 +40,11 @@ class TokenClaims:
     account_id: str
     key_pk: int
     access: dict[str, frozenset[str]]  # "repository:<name>" / "registry:catalog" → actions
+    expires_at: int = 0  # the `exp` claim (seconds since the epoch)
+
+    @property
+    def is_pull_token(self) -> bool:
+        return self.key_pk == PULL_TOKEN_KEY
 
 
 def _create_key_file(path: Path) -> None:
@@ -101,11 +110,15 @@ def access_claim(access: dict[str, frozenset[str]]) -> list[dict]:
     return claim
 
 
-def token_issue(*, account_id: str, key_pk: int, access: dict[str, frozenset[str]]) -> tuple[str, int, str]:
-    """Sign a token; returns (token, expires_in seconds, issued_at RFC 3339)."""
+def token_issue(*, account_id: str, key_pk: int, access: dict[str, frozenset[str]],
+                not_after: int | None = None) -> tuple[str, int, str]:
+    """Sign a token; returns (token, expires_in seconds, issued_at RFC 3339). `not_after` (seconds
+    since the epoch) caps its expiry."""
     private, _, kid = signing_keys()
     now = timezone.now()
     ttl = settings.TRAIN_REGISTRY_TOKEN_TTL_SECONDS
+    if not_after is not None:
+        ttl = max(0, min(ttl, not_after - int(now.timestamp())))
     claims = {
         "iss": ISSUER, "sub": account_id, "aud": settings.TRAIN_REGISTRY_SERVICE, "key": key_pk,
         "iat": now, "nbf": now, "exp": now + timezone.timedelta(seconds=ttl), "jti": secrets.token_urlsafe(16),
@@ -133,4 +146,12 @@ def token_verify(token: str) -> TokenClaims:
             raise InvalidToken("malformed access claim")
         resource = f"{entry.get('type')}:{entry.get('name')}"
         access[resource] = access.get(resource, frozenset()) | frozenset(map(str, entry.get("actions") or ()))
-    return TokenClaims(account_id=str(claims["sub"]), key_pk=claims["key"], access=access)
+    return TokenClaims(account_id=str(claims["sub"]), key_pk=claims["key"], access=access,
+                       expires_at=int(claims["exp"]))
+
+
+def pull_token_issue(*, account_id: str, repository: str) -> tuple[str, int, str]:
+    """A short-lived token that lets a container engine pull `repository` (`<account>/<path>`) and
+    nothing else, for a job Train runs itself (the local backend)."""
+    return token_issue(account_id=account_id, key_pk=PULL_TOKEN_KEY,
+                       access={f"repository:{repository}": frozenset({"pull"})})

@@ -9,6 +9,7 @@ from registry.auth import (
     authorize,
     basic_credentials,
     credentials_check,
+    pull_token_claims,
     request_caller,
     scope_string,
     scopes_grant,
@@ -18,6 +19,7 @@ from registry.errors import RegistryError, registry_view
 from registry.http import paginate
 from registry.models import Repository
 from registry.tokens import token_issue
+from trainsvc.accounts.models import Role
 from trainsvc.clientip import client_ip
 
 BASIC_CHALLENGE = 'Basic realm="Train registry"'
@@ -38,6 +40,18 @@ def _login_refused(exc: LoginRefused):
 
 
 def _issue(request, username: str, password: str, scopes) -> dict:
+    if (pull := pull_token_claims(username, password)) is not None:
+        # A job's pull token, exchanged for a token of the scope the engine asks for: never more than
+        # it grants, never valid longer than it is.
+        requested = scopes_parse(scopes)
+        granted = {resource: actions & pull.access.get(resource, frozenset())
+                   for resource, actions in scopes_grant(account_id=username, role=Role.VIEWER,
+                                                         requested=requested).items()}
+        granted = {resource: actions for resource, actions in granted.items() if actions}
+        token, expires_in, issued_at = token_issue(account_id=username, key_pk=pull.key_pk, access=granted,
+                                                   not_after=pull.expires_at)
+        return {"token": token, "access_token": token, "expires_in": expires_in, "issued_at": issued_at,
+                "scope": scope_string(granted)}
     try:
         key, role = credentials_check(username=username, password=password, address=client_ip(request))
     except LoginRefused as exc:

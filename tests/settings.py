@@ -19,6 +19,8 @@ os.environ.setdefault("TRAIN_POLL_LOOP_LEASE_SECONDS", "5")
 os.environ.setdefault("TRAIN_SUBMIT_CLAIM_SECONDS", "5")
 os.environ.setdefault("TRAIN_LOCAL_KILL_GRACE_SECONDS", "2")
 os.environ.setdefault("TRAIN_LOG_LEVEL", "WARNING")
+# Local jobs run as host processes unless a test asks for a container engine (tests/e2e/test_local_containers.py).
+os.environ.setdefault("TRAIN_LOCAL_RUNTIME", "process")
 
 from trainsvc.settings import *  # noqa: F403
 from trainsvc.settings import DATABASES, TRAIN_DATA_DIR

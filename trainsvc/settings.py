@@ -379,6 +379,17 @@ TRAIN_LOCAL_JOB_NETWORK = os.environ.get("TRAIN_LOCAL_JOB_NETWORK", "none")
 if TRAIN_LOCAL_JOB_NETWORK not in ("none", "host"):
     raise ImproperlyConfigured("TRAIN_LOCAL_JOB_NETWORK must be 'none' or 'host'.")
 
+# How a local job runs: "auto" uses podman, else docker, when one answers its health check, and falls
+# back to a host process (the image is then not run); "podman"/"docker" insist on that engine (jobs fail
+# to start without it); "process" never uses an engine (docs/backends/local.md).
+TRAIN_LOCAL_RUNTIME = os.environ.get("TRAIN_LOCAL_RUNTIME", "auto")
+if TRAIN_LOCAL_RUNTIME not in ("auto", "podman", "docker", "process"):
+    raise ImproperlyConfigured("TRAIN_LOCAL_RUNTIME must be 'auto', 'podman', 'docker' or 'process'.")
+# Images outside Train's registry (docker.io/…, ghcr.io/…) are pulled as they are unless this is off.
+TRAIN_LOCAL_ALLOW_EXTERNAL_IMAGES = env_bool("TRAIN_LOCAL_ALLOW_EXTERNAL_IMAGES", True)
+# podman's configuration, image store and state for local jobs: Train's own, never the user's.
+TRAIN_LOCAL_CONTAINERS_DIR = TRAIN_DATA_DIR / "containers"
+
 
 def default_local_path() -> str:
     """The system directories, after the one holding the python3 Train's own PATH finds first (a

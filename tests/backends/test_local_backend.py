@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from backends.base import JobSpec, Mount, RemoteRef
-from backends.local import LocalBackend
+from backends.local import PROCESS_NOTE, LocalBackend
 from tests.support.processes import wait_until
 
 
@@ -39,7 +39,7 @@ def final_status(backend, ref, timeout=20):
 def test_exit_zero_completes_and_output_is_in_the_logs(backend):
     ref = run(backend, spec("sh", "-c", "echo hello; echo err >&2"))
     seen = final_status(backend, ref)
-    assert (seen.status, seen.remote_status) == ("COMPLETED", "exited")
+    assert (seen.status, seen.remote_status) == ("COMPLETED", "exited" + PROCESS_NOTE)
     assert seen.started_at and seen.finished_at and seen.finished_at >= seen.started_at
     assert backend.logs(ref, tail=10) == ["hello", "err"]
 
@@ -112,7 +112,7 @@ def test_supervisor_killed_mid_run_is_reported_lost(backend, tmp_path):
     os.kill(supervisor, signal.SIGKILL)
     seen = wait_until(lambda: backend.poll([ref])[ref].status == "FAILED" and backend.poll([ref])[ref],
                       timeout=10, message="lost runner")
-    assert seen.remote_status == "lost"
+    assert seen.remote_status == "lost" + PROCESS_NOTE
 
 
 def test_only_file_mounts_under_the_allowed_roots_validate(backend, storage_dir):
@@ -148,7 +148,7 @@ def test_a_supervisor_finishing_between_the_reads_is_not_reported_lost(backend, 
 
     monkeypatch.setattr(LocalBackend, "_supervisor_alive", staticmethod(supervisor_finishes_now))
     seen = backend.poll([ref])[ref]
-    assert (seen.status, seen.remote_status) == ("CANCELED", "canceled"), seen
+    assert (seen.status, seen.remote_status) == ("CANCELED", "canceled" + PROCESS_NOTE), seen
     assert json.loads(result)["outcome"] == "canceled"
 
 

@@ -222,7 +222,6 @@ def test_the_limits_themselves_are_accepted(api, operator, data_dir):
     body = job_body(
         name="n" * 128, env={f"V{i}": "x" for i in range(100)}, labels={f"l{i}": "x" for i in range(50)},
         max_runtime_seconds=7 * DAY, storage_mounts=[{"source": f"file://{data_dir}", "mode": "rw"}],
-        resources={"accelerator_count": 64, "accelerator_type": "T4", "instance_count": 256},
         args=["--epochs", "3", ""], command=["python", " train.py "],
     )
     response = post(api, operator, body)
@@ -232,6 +231,15 @@ def test_the_limits_themselves_are_accepted(api, operator, data_dir):
     assert job.command == ["python", " train.py "]  # arguments are passed as given, not trimmed
     assert job.image == IMAGE
     assert job.max_runtime_seconds == timedelta(days=7).total_seconds()
+
+
+def test_the_resource_limits_themselves_are_accepted(api, operator, fake_backend):
+    # A backend that runs on more than one host with GPUs (the local backend runs one instance, here).
+    body = job_body(backend="fake", resources={"accelerator_count": 64, "accelerator_type": "T4",
+                                               "instance_count": 256})
+    response = post(api, operator, body)
+    assert response.status_code == 201, response.content
+    assert Job.objects.get().resources == {"accelerator_count": 64, "accelerator_type": "T4", "instance_count": 256}
 
 
 def test_defaults_fill_what_the_body_leaves_out(api, operator, settings):

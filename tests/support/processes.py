@@ -83,14 +83,15 @@ def qcluster(tmp_path: Path, **env):
 
 
 @contextmanager
-def gateway(tmp_path: Path, *, workers: int = 2, **env):
+def gateway(tmp_path: Path, *, workers: int = 2, port: int | None = None, **env):
     """The gateway, as the Procfile's `web:` line starts it, on a free loopback port with `workers`
     worker processes (WEB_CONCURRENCY); yields (base URL, gunicorn master) once /readyz answers.
     PORT is substituted into the command line but not exported, so the registry host the settings
-    derive from it stays that of the test process."""
+    derive from it stays that of the test process (a test that needs the gateway to be Train's
+    registry host picks `port` and passes TRAIN_REGISTRY_HOST itself)."""
     import requests
 
-    port = free_port()
+    port = port or free_port()
     variables = {**env, "PORT": port, "TRAIN_BIND": "127.0.0.1", "WEB_CONCURRENCY": workers}
     argv = procfile_argv("web", variables)
     log = tmp_path / "gunicorn.log"

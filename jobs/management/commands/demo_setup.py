@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from backends.local_engine import local_engine
 from trainsvc.accounts.models import ApiKey
 from trainsvc.accounts.services import account_create, api_key_create
 
@@ -53,6 +54,7 @@ Train is starting on {base}
   Admin:  {base}/admin/   user "admin", password "{password}"
   API docs:  {base}/v1/docs
   Registry:  docker login {settings.TRAIN_REGISTRY_HOST} -u {DEMO_ACCOUNT}   (password: the API key)
+  {local_engine().describe() if settings.TRAIN_LOCAL_BACKEND else "local backend: off"}
 
 Try it:
   export TRAIN_KEY={key}

@@ -19,6 +19,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_q.cluster import Cluster
 
+from backends.local_engine import log_local_engine
+
 # How long the cluster's processes get to exit after SIGTERM before they are SIGKILLed.
 STOP_GRACE_SECONDS = 5
 
@@ -74,6 +76,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         settings.SECRET_KEY  # noqa: B018 - as qcluster does: refuse to start without a signing key
+        log_local_engine()  # which engine runs local jobs, or why none does
         cluster = Cluster()
 
         def stop(signum, frame):
