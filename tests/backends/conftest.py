@@ -12,6 +12,7 @@ from backends.aws.config import validate_config
 from backends.aws.session import aws_clients_clear
 from backends.models import BackendConfig
 from tests.fakecloud import FakeCloud
+from tests.fakecloud.azureml import FakeAzureML
 from tests.fakecloud.sagemaker import FakeSageMaker
 
 # Train's "own" AWS credentials in tests: fixed dummies, and no instance-metadata lookups.
@@ -54,6 +55,7 @@ def fake_cloud(moto_url):
     with FakeCloud(seed=SEED, timeout_seconds=FAKE_TIMEOUT_SECONDS) as cloud:
         cloud.fallback_url = moto_url
         cloud.sagemaker = cloud.add(FakeSageMaker()).bind(cloud)
+        cloud.azureml = cloud.add(FakeAzureML()).bind(cloud)
         yield cloud
         # pytest shows captured output only for a failing test: the seed to replay it (FAKECLOUD_SEED).
         print(f"fake cloud seed {cloud.faults.seed}; calls {dict(cloud.calls)}; faults {dict(cloud.faults.injected)}")
