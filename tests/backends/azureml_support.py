@@ -2,10 +2,7 @@
 consented there, and the settings (for this process and for worker subprocesses) that make Train sign
 in at the fake's Entra ID."""
 
-import pytest
-
 from backends.azure.client import azure_clients_clear
-from backends.azure.config import validate_config
 from backends.azure.entra import entra_tokens_clear
 from backends.azure.runs import api_hosts_clear
 
@@ -15,7 +12,7 @@ RESOURCE_GROUP = "ml-rg"
 WORKSPACE = "acme-ml"
 REGION = "westeurope"
 TRAIN_APP = "3c9a7d12-6b4e-4f1a-9e8d-7c6b5a493821"
-TRAIN_APP_SECRET = "train-app-secret-" + "s" * 16  # noqa: S105 (a test value)
+TRAIN_APP_SECRET = "train-app-secret-" + "s" * 16
 ACR_IMAGE = "acmeimages.azurecr.io/trainer"
 DIGEST = "sha256:" + "ab" * 32
 
@@ -37,24 +34,3 @@ def clear_caches() -> None:
     azure_clients_clear()
     entra_tokens_clear()
     api_hosts_clear()
-
-
-@pytest.fixture
-def azure(fake_cloud, settings):
-    """The fake's Azure ML with the customer's workspace tagged for acme, Train's app consented in the
-    tenant, and this process signing in at the fake."""
-    fake = fake_cloud.azureml
-    fake.apps[TENANT] = {TRAIN_APP: TRAIN_APP_SECRET}
-    fake.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, tenant=TENANT, region=REGION,
-                       tags={"train-account": "acme"})
-    settings.TRAIN_AZURE_CLIENT_ID, settings.TRAIN_AZURE_CLIENT_SECRET = TRAIN_APP, TRAIN_APP_SECRET
-    settings.TRAIN_AZURE_AUTHORITY = fake_cloud.url
-    settings.TRAIN_AZURE_READ_TIMEOUT_SECONDS = 1
-    clear_caches()
-    yield fake
-    clear_caches()
-
-
-@pytest.fixture
-def azure_config(fake_cloud, azure) -> dict:
-    return validate_config(config_for(fake_cloud), previous={})

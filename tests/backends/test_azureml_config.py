@@ -5,12 +5,11 @@ stops one account from making Train act on another's workspace), shown on GET, n
 import pytest
 
 from backends.models import BackendConfig
-from tests.backends.azureml_support import (  # noqa: F401 (fixtures)
+from tests.backends.azureml_support import (
     REGION,
     RESOURCE_GROUP,
     SUBSCRIPTION,
     TENANT,
-    azure,
     config_for,
 )
 from tests.conftest import make_caller

@@ -12,7 +12,7 @@ from backends.base import RemoteRef
 from jobs.models import Job, JobStatus
 from jobs.polling import jobs_poll_once
 from jobs.submission import job_submit
-from tests.backends.azureml_support import TENANT, azure, azure_config  # noqa: F401 (fixtures)
+from tests.backends.azureml_support import TENANT
 from tests.backends.invariants import configure, create_jobs
 from tests.backends.test_azureml_submit import AZURE_BODY, JOB_ID, backend, spec
 

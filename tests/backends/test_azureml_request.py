@@ -114,7 +114,8 @@ def test_the_command_string_gives_the_program_exactly_its_argv(tmp_path, label, 
     probe.write_text("import json, os, sys\nprint(json.dumps({'argv': sys.argv[1:], 'mounts': "
                      "[os.environ.get(f'STORAGE_MOUNT_{i}_PATH') for i in range(2)]}))\n")
     job = spec(command=(sys.executable, str(probe)), args=tuple(argv[1:]),
-               storage_mounts=(Mount("azureml://datastores/in/paths/a"), Mount("azureml://datastores/out/paths/b", "rw")))
+               storage_mounts=(Mount("azureml://datastores/in/paths/a"),
+                               Mount("azureml://datastores/out/paths/b", "rw")))
     command = shell_command(job)
     assert '${{inputs.mount0}}' in command and '${{outputs.mount1}}' in command
     substituted = (command.replace("${{inputs.mount0}}", "/mnt/azureml/cr/j/1/cap/data-capability/wd/mount0")

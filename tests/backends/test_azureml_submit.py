@@ -11,7 +11,7 @@ from backends.base import BackendError, JobSpec
 from jobs.models import Job, Submission
 from jobs.services import job_spec
 from jobs.submission import job_submit
-from tests.backends.azureml_support import ACR_IMAGE, DIGEST, azure, azure_config  # noqa: F401 (fixtures)
+from tests.backends.azureml_support import ACR_IMAGE, DIGEST
 from tests.backends.invariants import configure, create_jobs
 
 pytestmark = pytest.mark.django_db
