@@ -85,6 +85,7 @@ class FakeAzureML:
         self.open_workspace_create = False  # standalone: PUT of a workspace needs no token
         self.apps: dict[str, dict[str, str]] = {}  # tenant -> {client id: secret} (consented apps)
         self.federated: dict[str, str] = {}  # client id -> the assertion its federated credential accepts
+        self.certificates: dict[str, object] = {}  # client id -> the public key of its registered certificate
         self.token_check = None  # optional callable(token) -> tenant | None, for tokens another fake issued
         self.tokens: dict[str, tuple[str, str, float]] = {}  # token -> (tenant, scope, expiry)
         self.workspaces: dict[str, dict] = {}  # ARM id (lower case) -> record
@@ -165,14 +166,28 @@ class FakeAzureML:
                                            f"the directory '{tenant}'."})
         if not emulator:
             secret_ok = form.get("client_secret") and form.get("client_secret") == self.apps[tenant][client]
-            assertion_ok = (form.get("client_assertion_type") == ASSERTION_TYPE
-                            and self.federated.get(client) == form.get("client_assertion"))
+            assertion_ok = form.get("client_assertion_type") == ASSERTION_TYPE and (
+                self.federated.get(client) == form.get("client_assertion")
+                or self._signed_by_certificate(client, form.get("client_assertion", ""), tenant))
             if not (secret_ok or assertion_ok):
                 return FakeResponse.json(401, {"error": "invalid_client",
                                                "error_description": "AADSTS7000215: Invalid client secret provided."})
         token = f"aad-{secrets.token_urlsafe(24)}"
         self.tokens[token] = (tenant, form.get("scope", ""), time.time() + TOKEN_SECONDS)
         return FakeResponse.json(200, {"token_type": "Bearer", "expires_in": TOKEN_SECONDS, "access_token": token})
+
+    def _signed_by_certificate(self, client: str, assertion: str, tenant: str) -> bool:
+        import jwt
+
+        key = self.certificates.get(client)
+        if key is None or not jwt.get_unverified_header(assertion).get("x5t"):
+            return False
+        try:
+            claims = jwt.decode(assertion, key, algorithms=["RS256"],
+                                audience=f"{self.base}/{tenant}/oauth2/v2.0/token", issuer=client)
+        except jwt.InvalidTokenError:
+            return False
+        return claims.get("sub") == client
 
     def _authenticate(self, request: FakeRequest, groups: dict) -> None:
         header = request.headers.get("Authorization", "")
