@@ -17,7 +17,6 @@ well-known key), so an account configures azure-ml with its usual fields only.
 from __future__ import annotations
 
 import base64
-import hashlib
 import threading
 import time
 import uuid
@@ -130,11 +129,6 @@ def _entra_message(response) -> str:
         return str(body.get("error_description") or body.get("error") or "")[:300]
     except ValueError:
         return response.text[:300]
-
-
-def token_fingerprint(token: str) -> str:
-    """A short, non-reversible name for a token in logs."""
-    return hashlib.sha256(token.encode()).hexdigest()[:8]
 
 
 def entra_tokens_clear() -> None:

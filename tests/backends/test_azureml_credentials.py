@@ -85,3 +85,36 @@ def test_the_emulator_serves_every_call_with_the_usual_fields(api, operator, fak
     target = backend.mirror_target("acme/trainer")
     assert target.url == fake_cloud.url and target.registry == "acmeimages.azurecr.io"
     assert target.reference("sha256:" + "0" * 64).startswith("acmeimages.azurecr.io/train/acme/trainer@")
+
+
+def test_the_standalone_fake_runs_each_job_to_completion(settings):
+    """`standalone` as `python -m tests.fakecloud` uses it: a workspace made with an ARM PUT, then a job
+    submitted with the usual fields through the emulator setting starts and completes by itself."""
+    import requests
+
+    from tests.backends.azureml_support import clear_caches
+    from tests.fakecloud import FakeCloud
+    from tests.fakecloud.azureml import standalone
+    from tests.support.processes import wait_until
+
+    with FakeCloud() as cloud:
+        lines = standalone(cloud, run_seconds=2)
+        assert "Azure ML" in lines[0]
+        settings.TRAIN_CLOUD_EMULATOR = cloud.url
+        clear_caches()
+        workspace = api.Workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE).arm_id
+        made = requests.put(f"{cloud.url}{workspace}", params={"api-version": api.WORKSPACES_API_VERSION},
+                            json={"location": REGION, "tags": {"train-account": "acme"}}, timeout=10)
+        assert made.status_code == 200, made.text
+        config = validate_config({"subscription_id": SUBSCRIPTION, "resource_group": RESOURCE_GROUP,
+                                  "workspace": WORKSPACE, "region": REGION, "tenant_id": TENANT}, previous={})
+        AzureMLBackend.verify_config(config, account_id="acme")
+        backend = AzureMLBackend(config)
+        ref = backend.submit(spec(), AzureMLBackend.remote_name(JOB_ID))
+        seen = wait_until(lambda: (s := backend.poll([ref])[ref]).status == "COMPLETED" and s, timeout=20,
+                          interval=0.3, message="the job to complete by itself")
+        assert seen.started_at and seen.finished_at
+        listed = requests.get(f"{cloud.url}{workspace}/jobs", params={"api-version": api.JOBS_API_VERSION},
+                              headers={"Authorization": f"Bearer {entra_token(TENANT, api.ARM_SCOPE)}"}, timeout=10)
+        assert [job["name"] for job in listed.json()["value"]] == [ref.name]
+        clear_caches()

@@ -29,6 +29,18 @@ def skopeo(*args) -> subprocess.CompletedProcess:
     return result
 
 
+def tag_in_acr(acr, repository: str, digest: str, tag: str) -> None:
+    """Tag a manifest in the ACR fake's registry, as a customer pushing there would."""
+    token = acr.registry_jwt("customer", [f"repository:{repository}:pull,push"])["token"]
+    accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+    headers = {"Authorization": f"Bearer {token}", "Accept": accept}
+    manifest = requests.get(f"{acr.upstream}/v2/{repository}/manifests/{digest}", headers=headers, timeout=30)
+    assert manifest.status_code == 200, manifest.text
+    put = requests.put(f"{acr.upstream}/v2/{repository}/manifests/{tag}", data=manifest.content, timeout=30,
+                       headers={**headers, "Content-Type": manifest.headers["Content-Type"]})
+    assert put.status_code == 201, put.text
+
+
 def test_an_image_pushed_to_train_runs_on_azure_ml_from_acr(operator, member, fake_cloud, azure, tmp_path):
     built = build_image(tmp_path / "layout", "v3", seed=1101, layers=2)
     with registry_auth_fake(tmp_path / "acr", "azure") as acr:
@@ -80,6 +92,19 @@ def test_an_image_pushed_to_train_runs_on_azure_ml_from_acr(operator, member, fa
             assert sent["outputs"]["mount1"]["mode"] == "ReadWriteMount"
             assert sent["tags"]["team"] == "nlp" and sent["properties"]["train_job_id"] == job_id
 
+            # A tag in the account's own ACR is run by the digest it names when the job is submitted.
+            tag_in_acr(acr, "train/acme/trainer", built.digest, "stable")
+            tagged = requests.post(f"{base}/v1/jobs", json={**body, "name": "from-acr",
+                                                            "image": "acmeimages.azurecr.io/train/acme/trainer:stable"},
+                                   headers=member.http_headers, timeout=30)
+            assert tagged.status_code == 201, tagged.text
+            wait_until(lambda: len(azure.creates) == 2, timeout=60, message="the second job to be created")
+            second = Job.objects.get(pk=tagged.json()["id"])
+            environment = build_request(job_spec(second), second.remote_name, second.backend_config)["environment"]
+            assert environment["body"]["properties"]["image"] == "acmeimages.azurecr.io/train/acme/trainer:stable"
+            pinned = [env for env in azure.environments.values() if env["properties"]["image"] == reference]
+            assert pinned and azure.creates[1]["properties"]["environmentId"] == request["environment"]["path"]
+
             azure.start(job.remote_name)
             azure.put_log(job.remote_name, "user_logs/std_log.txt", ["epoch 1", "epoch 2"])
             azure.complete(job.remote_name)
@@ -93,6 +118,6 @@ def test_an_image_pushed_to_train_runs_on_azure_ml_from_acr(operator, member, fa
     assert done["sub_status"] == "Completed" and done["finished_at"] and done["started_at"]
     assert done["console_url"].startswith(f"https://ml.azure.com/runs/{job.remote_name}?wsid=")
     assert logs == {"lines": ["epoch 1", "epoch 2"]}
-    assert len(azure.creates) == 1 and fake_cloud.calls[("azureml", "PutJob")] == 1
+    assert len(azure.creates) == 2 and fake_cloud.calls[("azureml", "PutJob")] == 2
     assert azure.jobs_tagged(job_id) == [job.remote_name]
     assert JobEvent.objects.filter(job_id=job_id, to_status="COMPLETED").count() == 1
