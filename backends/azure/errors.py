@@ -10,7 +10,7 @@ THROTTLED_STATUS = 429
 DEFAULT_RETRY_AFTER_SECONDS = 30.0
 MAX_RETRY_AFTER_SECONDS = 300.0
 # Refusals that resolve by themselves as other jobs finish: the job waits PENDING showing the message.
-WAITING_CODES = {"QuotaExceeded": WAITING_QUOTA, "OperationNotAllowed": WAITING_QUOTA}
+WAITING_CODES = {"QuotaExceeded": WAITING_QUOTA}
 # A job PUT of a name that exists with another body: "A job with this name already exists".
 NAME_TAKEN_MARKERS = ("already exists",)
 # Tokens expire; one refused for that reason is renewed once and the request repeated.
