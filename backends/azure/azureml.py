@@ -186,6 +186,8 @@ class AzureMLBackend(Backend):
                 record = self._get(ref.name, attempts=POLL_ATTEMPTS)
             except BackendError as exc:
                 log.warning("poll %s: %s", ref.name, exc)  # this job backs off; the others go on
+                if exc.retry_after is not None:
+                    break  # ARM throttles the whole subscription: the rest back off too, unread
                 continue
             if record is None:
                 continue

@@ -112,3 +112,12 @@ def test_a_poll_starts_no_request_after_its_deadline(fake_cloud, azure, azure_co
 def test_a_job_the_cloud_cannot_read_is_left_out(fake_cloud, azure, azure_config, submitted):
     fake_cloud.set_faults(server_error=1.0, operations={"GetJob"})
     assert backend(azure_config).poll([submitted]) == {}
+
+
+def test_a_throttled_subscription_stops_the_cycle(fake_cloud, azure, azure_config, submitted):
+    """After ARM's 429 (retried once after its Retry-After), no further job is read in this poll."""
+    others = [backend(azure_config).submit(spec(job_id=f"job_{i:032x}"), f"train-other-{i}") for i in range(3)]
+    fake_cloud.set_faults(throttle=1.0, operations={"GetJob"})
+    before = fake_cloud.calls[("azureml", "GetJob")]
+    assert backend(azure_config).poll([submitted, *others]) == {}
+    assert fake_cloud.calls[("azureml", "GetJob")] - before == 2
