@@ -62,7 +62,9 @@ class AzureTarget:
 
 
 class AzureClient:
-    """Thread-safe: requests' Session is safe for concurrent requests on its pool."""
+    """Shared by the threads of a process. requests does not promise a Session is thread-safe; Train
+    uses it only for its connection pool (urllib3's, which is) and sends every header per request,
+    keeping no cookies or other per-call state on it."""
 
     def __init__(self, target: AzureTarget):
         self.target = target

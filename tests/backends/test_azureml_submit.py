@@ -58,7 +58,8 @@ def test_a_put_whose_answer_was_lost_is_found_not_repeated(fake_cloud, azure, az
     assert fake_cloud.calls[("azureml", "GetJob")] >= 1 and len(azure.creates) == 1
 
 
-def test_server_errors_are_looked_up_then_retried(fake_cloud, azure, azure_config):
+def test_server_errors_are_looked_up_then_retried(fake_cloud, azure, azure_config, monkeypatch):
+    monkeypatch.setattr("backends.azure.azureml.CREATE_BACKOFF_SECONDS", 0.05)
     fake_cloud.set_faults(server_error=1.0, operations={"PutJob"})
     name = AzureMLBackend.remote_name(JOB_ID)
     with pytest.raises(BackendError) as raised:
