@@ -146,6 +146,13 @@ class Backend(ABC):
             raise SpecError({next(iter(config)): f"The {cls.name} backend takes no configuration."})
         return {}
 
+    @classmethod
+    def verify_config(cls, config: dict, *, account_id: str) -> None:
+        """Check a cleaned configuration against the cloud before it is stored: that the account may
+        use what it names there (e.g. the resource carries the account's ownership tag). Raise
+        SpecError keyed by field name. Runs on every PUT; the default checks nothing."""
+        return None
+
     # Configuration values shown only to account admins (e.g. the ExternalId of a trust policy).
     admin_only_config: ClassVar[tuple[str, ...]] = ()
 

@@ -435,6 +435,31 @@ TRAIN_AZURE_ENDPOINT_HOSTS = env_list(
 # and checked by backends/common/settings.py, not here: TRAIN_SAGEMAKER_POLL_SECONDS,
 # TRAIN_SAGEMAKER_READ_TIMEOUT_SECONDS (alias TRAIN_AWS_READ_TIMEOUT_SECONDS), TRAIN_VERTEX_AI_POLL_SECONDS…
 
+# azure-ml: Train's own multi-tenant Entra ID app, used in each customer's tenant (the tenant_id an
+# account configures). Exactly one credential: a client secret, a certificate (PEM with its private
+# key), or a federated token file (workload identity: the file holds a JWT Train's platform renews).
+# Deployment settings only: no account stores an Azure secret (docs/backends/azure-ml.md).
+TRAIN_AZURE_CLIENT_ID = os.environ.get("TRAIN_AZURE_CLIENT_ID", "")
+TRAIN_AZURE_CLIENT_SECRET = os.environ.get("TRAIN_AZURE_CLIENT_SECRET", "")
+TRAIN_AZURE_CLIENT_CERTIFICATE_PATH = os.environ.get("TRAIN_AZURE_CLIENT_CERTIFICATE_PATH", "")
+TRAIN_AZURE_FEDERATED_TOKEN_FILE = os.environ.get("TRAIN_AZURE_FEDERATED_TOKEN_FILE", "")
+# The Entra ID authority Train's app signs in at (a sovereign cloud's, or an emulator outside production).
+TRAIN_AZURE_AUTHORITY = os.environ.get("TRAIN_AZURE_AUTHORITY", "https://login.microsoftonline.com").rstrip("/")
+if PRODUCTION and not TRAIN_AZURE_AUTHORITY.startswith("https://"):
+    raise ImproperlyConfigured("TRAIN_AZURE_AUTHORITY must be an https URL in production.")
+# azure-ml: the hosts Train sends its ARM token to (an account's `arm_endpoint`, a workspace's
+# run-history endpoint from its discovery URL) and reads run-history log files from: exact hosts, or a
+# leading "." for any host under it.
+TRAIN_AZURE_ML_ENDPOINT_HOSTS = env_list(
+    "TRAIN_AZURE_ML_ENDPOINT_HOSTS",
+    ["management.azure.com", ".api.azureml.ms", ".blob.core.windows.net"]
+    + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
+)
+# How long an Azure call may wait for its answer; a job PUT that times out is looked up before a retry.
+TRAIN_AZURE_READ_TIMEOUT_SECONDS = env_int("TRAIN_AZURE_READ_TIMEOUT_SECONDS", 30)
+# Poll interval bounds for Azure ML jobs in seconds: soon after a change, at most this rarely.
+TRAIN_AZURE_ML_POLL_SECONDS = tuple(int(v) for v in env_list("TRAIN_AZURE_ML_POLL_SECONDS", ["30", "300"]))
+
 # --- Cloud emulator (development only) -------------------------------------------------------------
 # A base URL (http://127.0.0.1:P) that serves fakes of every cloud Train speaks to (the test suite's
 # `python -m tests.fakecloud`). When set, each cloud backend sends all of its calls there: its APIs,

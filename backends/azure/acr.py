@@ -14,10 +14,12 @@ The refresh token (valid about three hours) is cached across copies until shortl
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -97,16 +99,56 @@ def acr_target(*, registry_name: str, repository: str, tenant_id: str, client_id
                         credentials=RenewingProvider(fetch), ensure_repository=ensure_repository)
 
 
+def acr_app_target(*, registry_name: str, repository: str, tenant_id: str, app: str,
+                   entra_token: Callable[[bool], str], registry_endpoint_url: str | None = None,
+                   ensure_repository=None) -> MirrorTarget:
+    """The mirror target for `repository` in `registry_name`, pushed to with Entra ID tokens for the
+    ACR audience that `entra_token(fresh)` returns (Train's own app `app`, whatever its credential:
+    the azure-ml backend's). `registry_endpoint_url` must be a canonical, allowed endpoint."""
+    errors = {key: message for key, message in acr_errors(
+        registry_name=registry_name, repository=repository, tenant_id=tenant_id, client_id=REFRESH_TOKEN_USERNAME,
+        client_secret=None).items() if key != "client_secret"}  # no secret here: entra_token proves the app
+    if errors:
+        raise SpecError(errors)
+    registry = f"{registry_name.lower()}.azurecr.io"
+    scheme, host = "https", registry
+    if registry_endpoint_url:
+        endpoint = parse_endpoint(registry_endpoint_url)
+        scheme, host = endpoint.scheme, endpoint.url.split("://", 1)[1]
+
+    def fetch(fresh: bool) -> Credentials:
+        return refresh_token(registry=host, scheme=scheme, tenant_id=tenant_id.lower(), client_id=app,
+                             client_secret="", authority="", fresh=fresh,
+                             entra=lambda: entra_token(fresh))
+
+    return AcrTarget(registry=registry, repository=repository, scheme=scheme, label="ACR",
+                     credentials=RenewingProvider(fetch), ensure_repository=ensure_repository,
+                     endpoint=f"{scheme}://{host}" if registry_endpoint_url else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class AcrTarget(MirrorTarget):
+    """A MirrorTarget pushed through another endpoint than the registry the cloud pulls from:
+    `registry` (and so `reference()` and the Mirror row) names <name>.azurecr.io; `endpoint`, when
+    set, is where Train connects instead (a proxy or an emulator)."""
+
+    endpoint: str = dataclasses.field(default="")
+
+    @property
+    def url(self) -> str:
+        return self.endpoint or super().url
+
+
 def refresh_token(*, registry: str, scheme: str, tenant_id: str, client_id: str, client_secret: str,
-                  authority: str, fresh: bool = False) -> Credentials:
+                  authority: str, fresh: bool = False, entra: Callable[[], str] | None = None) -> Credentials:
     """The all-zero user and an ACR refresh token for `registry`: cached until shortly before it
-    expires, unless `fresh`."""
+    expires, unless `fresh`. `entra` supplies the Entra ID token instead of a client secret."""
     key = (registry, tenant_id, client_id)
     with _lock:
         cached = _refresh_tokens.get(key)
         if cached is not None and not fresh and not cached.expired():
             return cached
-        entra_token = _entra_token(tenant_id, client_id, client_secret, authority)
+        entra_token = entra() if entra else _entra_token(tenant_id, client_id, client_secret, authority)
         token = _exchange(f"{scheme}://{registry}/oauth2/exchange", registry, tenant_id, entra_token)
         credentials = Credentials(REFRESH_TOKEN_USERNAME, token, expires_at=_expiry(token) - EXPIRY_MARGIN)
         _refresh_tokens[key] = credentials

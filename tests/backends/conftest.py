@@ -10,8 +10,21 @@ from django.conf import settings
 
 from backends.aws.config import validate_config
 from backends.aws.session import aws_clients_clear
+from backends.azure.config import validate_config as azure_validate_config
 from backends.models import BackendConfig
+from tests.backends.azureml_support import (
+    REGION,
+    RESOURCE_GROUP,
+    SUBSCRIPTION,
+    TENANT,
+    TRAIN_APP,
+    TRAIN_APP_SECRET,
+    WORKSPACE,
+    clear_caches,
+    config_for,
+)
 from tests.fakecloud import FakeCloud
+from tests.fakecloud.azureml import FakeAzureML
 from tests.fakecloud.sagemaker import FakeSageMaker
 
 # Train's "own" AWS credentials in tests: fixed dummies, and no instance-metadata lookups.
@@ -54,6 +67,7 @@ def fake_cloud(moto_url):
     with FakeCloud(seed=SEED, timeout_seconds=FAKE_TIMEOUT_SECONDS) as cloud:
         cloud.fallback_url = moto_url
         cloud.sagemaker = cloud.add(FakeSageMaker()).bind(cloud)
+        cloud.azureml = cloud.add(FakeAzureML()).bind(cloud)
         yield cloud
         # pytest shows captured output only for a failing test: the seed to replay it (FAKECLOUD_SEED).
         print(f"fake cloud seed {cloud.faults.seed}; calls {dict(cloud.calls)}; faults {dict(cloud.faults.injected)}")
@@ -85,3 +99,24 @@ def sagemaker_account(acme, sagemaker_config):
 def fresh_faults():
     """Fault markers fire once per data directory; start each test with none fired."""
     shutil.rmtree(settings.TRAIN_DATA_DIR / "faults-fired", ignore_errors=True)
+
+
+@pytest.fixture
+def azure(fake_cloud, settings):
+    """The fake's Azure ML with the customer's workspace tagged for acme, Train's app consented in the
+    tenant, and this process signing in at the fake."""
+    fake = fake_cloud.azureml
+    fake.apps[TENANT] = {TRAIN_APP: TRAIN_APP_SECRET}
+    fake.add_workspace(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, tenant=TENANT, region=REGION,
+                       tags={"train-account": "acme"})
+    settings.TRAIN_AZURE_CLIENT_ID, settings.TRAIN_AZURE_CLIENT_SECRET = TRAIN_APP, TRAIN_APP_SECRET
+    settings.TRAIN_AZURE_AUTHORITY = fake_cloud.url
+    settings.TRAIN_AZURE_READ_TIMEOUT_SECONDS = 1
+    clear_caches()
+    yield fake
+    clear_caches()
+
+
+@pytest.fixture
+def azure_config(fake_cloud, azure) -> dict:
+    return azure_validate_config(config_for(fake_cloud), previous={})
