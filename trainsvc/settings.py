@@ -455,10 +455,8 @@ TRAIN_AZURE_ML_ENDPOINT_HOSTS = env_list(
     ["management.azure.com", ".api.azureml.ms", ".blob.core.windows.net"]
     + ([] if PRODUCTION else ["localhost", "127.0.0.1"]),
 )
-# How long an Azure call may wait for its answer; a job PUT that times out is looked up before a retry.
-TRAIN_AZURE_READ_TIMEOUT_SECONDS = env_int("TRAIN_AZURE_READ_TIMEOUT_SECONDS", 30)
-# Poll interval bounds for Azure ML jobs in seconds: soon after a change, at most this rarely.
-TRAIN_AZURE_ML_POLL_SECONDS = tuple(int(v) for v in env_list("TRAIN_AZURE_ML_POLL_SECONDS", ["30", "300"]))
+# azure-ml's read timeout and poll bounds follow the per-backend convention (backends/common/settings.py):
+# TRAIN_AZURE_ML_READ_TIMEOUT_SECONDS (alias TRAIN_AZURE_READ_TIMEOUT_SECONDS), TRAIN_AZURE_ML_POLL_SECONDS.
 
 # --- Cloud emulator (development only) -------------------------------------------------------------
 # A base URL (http://127.0.0.1:P) that serves fakes of every cloud Train speaks to (the test suite's

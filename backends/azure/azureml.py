@@ -14,7 +14,6 @@ import re
 import time
 
 import requests
-from django.conf import settings
 from django.utils.functional import classproperty
 
 from backends.azure import api
@@ -31,6 +30,7 @@ from backends.azure.translation import (
 )
 from backends.azure.validation import spec_errors
 from backends.base import Backend, BackendError, JobSpec, RemoteRef, RemoteStatus, SpecError
+from backends.common.settings import poll_bounds
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class AzureMLBackend(Backend):
 
     @classproperty
     def poll_interval_bounds(cls) -> tuple[int, int]:
-        return settings.TRAIN_AZURE_ML_POLL_SECONDS
+        return poll_bounds(cls.name)  # TRAIN_AZURE_ML_POLL_SECONDS
 
     # --- configuration and the confused-deputy guard --------------------------------------------------
     @classmethod

@@ -24,6 +24,7 @@ from backends.base import BackendError
 from backends.common.client_cache import ClientCache
 from backends.common.endpoints import EndpointError, checked_endpoint_url
 from backends.common.pacing import RequestPacer
+from backends.common.settings import read_timeout_seconds
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,13 @@ BACKOFF_SECONDS = 0.5
 MAX_WAIT_SECONDS = 10.0
 POLL_ATTEMPTS = 2
 CLIENT_CACHE_SIZE = 256
+
+
+
+def azure_read_timeout_seconds() -> int:
+    """How long an Azure call may wait for its answer (a job PUT that times out is looked up before a
+    retry): TRAIN_AZURE_ML_READ_TIMEOUT_SECONDS, or its older name TRAIN_AZURE_READ_TIMEOUT_SECONDS."""
+    return read_timeout_seconds("azure-ml", aliases=("TRAIN_AZURE_READ_TIMEOUT_SECONDS",))
 
 
 @dataclass(frozen=True)
@@ -95,8 +103,8 @@ class AzureClient:
         `attempts` counts every try: a caller whose request must not be repeated blindly (a job PUT)
         passes 1 and decides itself. A 401 for an expired token is renewed once and repeated (Azure
         refused it without applying it), whatever `attempts` says."""
-        timeout = (CONNECT_TIMEOUT_SECONDS, min(read_timeout or settings.TRAIN_AZURE_READ_TIMEOUT_SECONDS,
-                                                 settings.TRAIN_AZURE_READ_TIMEOUT_SECONDS))
+        ceiling = azure_read_timeout_seconds()
+        timeout = (CONNECT_TIMEOUT_SECONDS, min(read_timeout or ceiling, ceiling))
         renewed, attempt = False, 0
         while True:
             attempt += 1
