@@ -31,7 +31,7 @@ RUN_SECONDS = 3  # how long each job runs in the fake
 # config files, no instance metadata. Anything that still consults the credential chain fails.
 NO_AWS_CREDENTIALS = {"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
-FAST_POLLING = {"TRAIN_SAGEMAKER_POLL_SECONDS": "1,2"}
+FAST_POLLING = {"TRAIN_SAGEMAKER_POLL_SECONDS": "1,2", "TRAIN_AZURE_ML_POLL_SECONDS": "1,2"}
 PUSHED = "localhost:8000/acme/trainer:v1"  # an image in Train's registry (the test settings' host)
 
 
@@ -58,6 +58,42 @@ def sagemaker_image(emulator: str, config: dict, key: str) -> str:
     return client.describe_training_job(TrainingJobName=key)["AlgorithmSpecification"]["TrainingImage"]
 
 
+AZURE = {"subscription_id": "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9", "resource_group": "ml-rg",
+         "workspace": "acme-ml", "region": "westeurope", "tenant_id": "5e1f0c1a-8d3b-4c7e-9f2a-1b2c3d4e5f60",
+         "acr": "acmeimages.azurecr.io"}
+AZURE_API = "2024-04-01"
+AZURE_WORKSPACE = (f"/subscriptions/{AZURE['subscription_id']}/resourceGroups/{AZURE['resource_group']}"
+                   f"/providers/Microsoft.MachineLearningServices/workspaces/{AZURE['workspace']}")
+
+
+def azure_workspace(emulator: str) -> None:
+    """The customer's workspace, tagged for the Train account (the emulator's step before any PUT)."""
+    answer = requests.put(f"{emulator}{AZURE_WORKSPACE}", params={"api-version": AZURE_API}, timeout=10,
+                          json={"location": AZURE["region"], "tags": {"train-account": "acme"}})
+    assert answer.status_code in (200, 201), answer.text
+
+
+def azure_get(emulator: str, path: str) -> dict:
+    from backends.azure.entra import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET
+
+    token = requests.post(f"{emulator}/{AZURE['tenant_id']}/oauth2/v2.0/token", timeout=10, data={
+        "grant_type": "client_credentials", "client_id": EMULATOR_CLIENT_ID, "client_secret": EMULATOR_CLIENT_SECRET,
+        "scope": "https://management.azure.com/.default"}).json()["access_token"]
+    answer = requests.get(f"{emulator}{path}", params={"api-version": AZURE_API}, timeout=10,
+                          headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def azure_listing(emulator: str, config: dict) -> list[str]:
+    return [job["name"] for job in azure_get(emulator, f"{AZURE_WORKSPACE}/jobs")["value"]]
+
+
+def azure_image(emulator: str, config: dict, key: str) -> str:
+    job = azure_get(emulator, f"{AZURE_WORKSPACE}/jobs/{key}")
+    return azure_get(emulator, job["properties"]["environmentId"])["properties"]["image"]
+
+
 @dataclass(frozen=True)
 class Emulated:
     backend: str
@@ -67,6 +103,7 @@ class Emulated:
     remote_key: Callable[[Job], str]  # what the listing calls the Train job's remote job
     remote_image: Callable[[str, dict, str], str]  # (emulator URL, config, key) -> the image it runs
     mirrored: Callable[[dict, str], str]  # (config, digest) -> where an image pushed to Train runs from
+    prepare: Callable[[str], None] = lambda emulator: None  # what the customer sets up in the cloud first
 
 
 EMULATED = [
@@ -81,6 +118,15 @@ EMULATED = [
         mirrored=lambda config, digest: f"123456789012.dkr.ecr.{config['region']}.amazonaws.com/train/acme/trainer"
                                         f"@{digest}",
     ), id="sagemaker"),
+    pytest.param(Emulated(
+        backend="azure-ml", config=AZURE,
+        body={"name": "emulated", "backend": "azure-ml", "image": f"{AZURE['acr']}/trainer@sha256:{'ab' * 32}",
+              "command": ["python", "train.py"], "resources": {"machine_type": "Standard_NC24ads_A100_v4"},
+              "storage_mounts": [{"source": "azureml://datastores/corpus/paths/web", "mode": "ro"}]},
+        listing=azure_listing, remote_key=lambda job: job.remote_name, remote_image=azure_image,
+        mirrored=lambda config, digest: f"{config['acr']}/train/acme/trainer@{digest}",
+        prepare=azure_workspace,
+    ), id="azure-ml"),
 ]
 
 
@@ -119,6 +165,7 @@ def test_jobs_run_on_the_standalone_emulator_with_the_usual_configuration(case, 
     for key in [key for key in os.environ if key.startswith("AWS_")]:
         monkeypatch.delenv(key)
     env = {**NO_AWS_CREDENTIALS, **FAST_POLLING, "TRAIN_CLOUD_EMULATOR": emulator}
+    case.prepare(emulator)
     with gunicorn(tmp_path, **env) as base, qcluster(tmp_path, **env):
         put = requests.put(f"{base}/v1/backends/{case.backend}", json={"config": case.config},
                            headers=operator.http_headers, timeout=10)

@@ -33,6 +33,7 @@ ROUTES = [
     ("GET", re.compile(rf"\A{WS}\Z"), "GetWorkspace"),
     ("PUT", re.compile(rf"\A{WS}\Z"), "PutWorkspace"),
     ("PUT", re.compile(rf"\A{WS}/environments/(?P<env>[^/]+)/versions/(?P<version>[^/]+)\Z"), "PutEnvironmentVersion"),
+    ("GET", re.compile(rf"\A{WS}/environments/(?P<env>[^/]+)/versions/(?P<version>[^/]+)\Z"), "GetEnvironmentVersion"),
     ("GET", re.compile(rf"\A{WS}/jobs\Z"), "ListJobs"),
     ("PUT", re.compile(rf"\A{WS}/jobs/(?P<name>[^/]+)\Z"), "PutJob"),
     ("GET", re.compile(rf"\A{WS}/jobs/(?P<name>[^/]+)\Z"), "GetJob"),
@@ -42,11 +43,15 @@ ROUTES = [
     ("GET", re.compile(rf"\A/azureml-discovery{WS}\Z"), "Discovery"),
     ("GET", re.compile(rf"\A/history/v1\.0{WS}/runs/(?P<name>[^/]+)/details\Z"), "RunDetails"),
     ("GET", re.compile(r"\A/azureml-blobs/(?P<name>[^/]+)/(?P<file>.+)\Z"), "LogFile"),
+    # ACR's exchange of an Entra ID token for a registry refresh token: served by the standalone
+    # emulator, whose /v2/ is the registry mirrored images go to (tests use registry_auth's instead).
+    ("POST", re.compile(r"\A/oauth2/exchange\Z"), "AcrExchange"),
 ]
 API_VERSIONS = {"GetWorkspace": api.WORKSPACES_API_VERSION, "PutWorkspace": api.WORKSPACES_API_VERSION,
-                "PutEnvironmentVersion": api.ENVIRONMENTS_API_VERSION, "ListJobs": api.JOBS_API_VERSION,
+                "PutEnvironmentVersion": api.ENVIRONMENTS_API_VERSION,
+                "GetEnvironmentVersion": api.ENVIRONMENTS_API_VERSION, "ListJobs": api.JOBS_API_VERSION,
                 "PutJob": api.JOBS_API_VERSION, "GetJob": api.JOBS_API_VERSION, "CancelJob": api.JOBS_API_VERSION}
-UNAUTHENTICATED = {"EntraToken", "Discovery", "LogFile", "GetOperation"}
+UNAUTHENTICATED = {"EntraToken", "Discovery", "LogFile", "GetOperation", "AcrExchange"}
 TERMINAL = ("Completed", "Failed", "Canceled")
 # What may differ between two PUTs of one job name (Azure's message names these).
 MUTABLE = ("description", "tags", "displayName", "isArchived")
@@ -226,6 +231,13 @@ class FakeAzureML:
             self.workspaces[arm_id.lower()] = record
         return record
 
+    def _op_AcrExchange(self, request: FakeRequest, groups: dict) -> FakeResponse:
+        form = dict(parse_qsl(request.body.decode()))
+        issued = self.tokens.get(form.get("access_token", ""))
+        if form.get("grant_type") != "access_token" or issued is None or issued[2] < time.time():
+            return FakeResponse.json(401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid access token"}]})
+        return FakeResponse.json(200, {"refresh_token": "emulator-refresh-" + secrets.token_urlsafe(16)})
+
     def _op_GetWorkspace(self, request, groups) -> FakeResponse:
         return FakeResponse.json(200, {k: v for k, v in self._workspace(groups).items() if not k.startswith("_")})
 
@@ -253,6 +265,14 @@ class FakeAzureML:
                              "with another definition; environment versions are immutable.")
         self.environments[arm_id] = body
         return FakeResponse.json(200 if existing else 201, {"id": arm_id, "name": groups["version"], **body})
+
+    def _op_GetEnvironmentVersion(self, request, groups) -> FakeResponse:
+        self._workspace(groups)
+        arm_id = f"{self._workspace_id(groups)}/environments/{groups['env']}/versions/{groups['version']}"
+        if arm_id not in self.environments:
+            raise AzureError(404, "ResourceNotFound", f"Environment version {groups['env']}:{groups['version']} "
+                             "was not found.")
+        return FakeResponse.json(200, {"id": arm_id, "name": groups["version"], **self.environments[arm_id]})
 
     # --- jobs ---------------------------------------------------------------------------------------------
     def _key(self, groups: dict) -> str:
