@@ -137,10 +137,10 @@ class SocketBody:
     # --- chunked bodies ---
 
     def _line(self, limit: int, what: str) -> bytes:
-        while (end := self._raw.find(b"\r\n", self._lo, self._hi)) < 0:
-            if self._hi - self._lo > limit:
-                raise BodyError(f"{what} is longer than {limit} bytes")
+        while (end := self._raw.find(b"\r\n", self._lo, self._hi)) < 0 and self._hi - self._lo <= limit:
             self._fill()
+        if end < 0 or end - self._lo > limit:
+            raise BodyError(f"{what} is longer than {limit} bytes")
         line = bytes(self._view[self._lo:end])
         self._lo = end + 2
         return line
