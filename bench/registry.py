@@ -151,8 +151,10 @@ def start_train(stack: ExitStack, work: Path, workers: int):
     argv = procfile_argv("web", {"PORT": port, "TRAIN_BIND": "127.0.0.1", "WEB_CONCURRENCY": workers})
     proc = stack.enter_context(process(argv, env=env, log=work / "gunicorn.log"))
     wait_http(f"http://127.0.0.1:{port}/readyz", proc, accept=(200,))
-    for _ in range(workers * 4):  # warm every worker (imports, key file, DB connection)
+    for _ in range(workers * 4):  # warm every worker (imports, key file, DB connection, first token signature)
         requests.get(f"http://127.0.0.1:{port}/v2/", auth=("bench", key), timeout=30)
+        requests.get(f"http://127.0.0.1:{port}/v2/token", auth=("bench", key), timeout=30,
+                     params={"service": "train-registry", "scope": "repository:bench/warm:pull"})
     return f"127.0.0.1:{port}", key, proc
 
 

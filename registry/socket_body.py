@@ -43,7 +43,9 @@ class BodyError(RegistryError):
 def socket_body(environ):
     """A `SocketBody` for this request, or None when the body must be read through `wsgi.input`."""
     body, sock = environ.get("wsgi.input"), environ.get("gunicorn.socket")
-    if Body is None or sock is None or type(body) is not Body or body.buf.tell():
+    # `Body.failed` (gunicorn 23 on) is what makes gunicorn close a connection whose body read
+    # failed; without it the next request could be parsed from the middle of this body.
+    if Body is None or sock is None or type(body) is not Body or not hasattr(body, "failed") or body.buf.tell():
         return None
     reader = body.reader
     if type(reader) is ChunkedReader:
@@ -67,8 +69,11 @@ class SocketBody:
     def __init__(self, body, unreader, length: int | None):
         self._body, self._unreader, self._length = body, unreader, length
         self._sock = unreader.sock
-        held = unreader.take_buffered()  # what gunicorn read past the headers
-        self._raw = bytearray(max(BLOCK_BYTES, len(held)))
+        held = unreader.buf.getvalue()  # what gunicorn read past the headers
+        unreader.buf = io.BytesIO()
+        # A sized body is received straight into the output block: the raw buffer only holds what
+        # gunicorn read ahead. A chunked one is received into the raw buffer, framing and all.
+        self._raw = bytearray(held) if length is not None else bytearray(max(BLOCK_BYTES, len(held)))
         self._view = memoryview(self._raw)
         self._raw[: len(held)] = held
         self._lo, self._hi = 0, len(held)
