@@ -14,8 +14,10 @@ the last run's layer from each registry and reads the same file locally (`curl f
 physical limit of this machine); with --runs 0 only the concurrent rounds run. Before each timed
 step dirty pages are flushed (`sync`). Train runs from the Procfile's `web:` line
 (WEB_CONCURRENCY=--workers) on SQLite and the filesystem store. Reported: median seconds and
-MB/s per operation, Train/reference ratios, and the peak RSS of Train's gateway workers over all of
-it and its growth over the warmed-up baseline. Prints a table, then one JSON line."""
+MB/s per operation, Train/reference ratios, the CPU seconds each registry spent on each round of
+concurrent pushes (its processes' user + system time: less sensitive than wall time to whatever
+else the machine runs), and the peak RSS of Train's gateway workers over all of it and its growth
+over the warmed-up baseline. Prints a table, then one JSON line."""
 
 import argparse
 import hashlib
@@ -119,7 +121,7 @@ def process(argv, *, env=None, log: Path):
             proc.wait()
 
 
-def start_reference(stack: ExitStack, work: Path) -> str:
+def start_reference(stack: ExitStack, work: Path) -> tuple[str, subprocess.Popen]:
     binary = shutil.which("docker-registry")
     if binary is None:
         raise SystemExit("docker-registry is not installed (apt-get install docker-registry)")
@@ -132,7 +134,7 @@ def start_reference(stack: ExitStack, work: Path) -> str:
     )
     proc = stack.enter_context(process([binary, "serve", str(config)], log=work / "distribution.log"))
     wait_http(f"http://127.0.0.1:{port}/v2/", proc)
-    return f"127.0.0.1:{port}"
+    return f"127.0.0.1:{port}", proc
 
 
 def start_train(stack: ExitStack, work: Path, workers: int):
@@ -169,6 +171,21 @@ def worker_pids(master: int) -> list[int]:
     return pids
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and of its child processes (gunicorn's workers), live or reaped."""
+    total = 0.0
+    for one in [pid, *worker_pids(pid)]:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(field) for field in fields[11:15]) / CLOCK_TICKS  # utime stime cutime cstime
+    return total
+
+
 def memory_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
@@ -186,7 +203,7 @@ def run_once(index: int, work: Path, size: int, targets: dict) -> dict:
     order = list(targets) if index % 2 == 0 else list(reversed(targets))
     result = {}
     for name in order:
-        host, creds = targets[name]
+        host, creds, _ = targets[name]
         repo = "bench/layer" if name == "train" else "ref/layer"
         push = skopeo_copy(f"oci:{layout}:latest", f"docker://{host}/{repo}:run{index}", creds, pull=False)
         pulled = work / f"pulled-{name}-{index}"
@@ -224,17 +241,19 @@ def concurrent_round(index: int, work: Path, size: int, targets: dict) -> dict:
     result = {}
     order = list(targets) if index % 2 == 0 else list(reversed(targets))
     for name in order:
-        host, creds = targets[name]
+        host, creds, server = targets[name]
         repo = "bench/many" if name == "train" else "ref/many"
         refs = [f"docker://{host}/{repo}{i}:round{index}" for i in range(CONCURRENCY)]
+        cpu_before = cpu_seconds(server)
         push = run_parallel([skopeo_argv(f"oci:{layout}:latest", ref, creds, pull=False)
                              for layout, ref in zip(layouts, refs, strict=True)])
+        push_cpu = cpu_seconds(server) - cpu_before
         pulled = [work / f"pulled-many-{name}-{i}" for i in range(CONCURRENCY)]
         pull = run_parallel([skopeo_argv(ref, f"oci:{out}:latest", creds, pull=True)
                              for ref, out in zip(refs, pulled, strict=True)])
         for out in pulled:
             shutil.rmtree(out)
-        result[name] = {"push": push, "pull": pull}
+        result[name] = {"push": push, "pull": pull, "push_cpu_s": push_cpu}
     for layout in layouts:
         shutil.rmtree(layout)
     return result
@@ -313,6 +332,12 @@ def report(runs: list[dict], size: int, rss: dict, concurrent: list[dict], concu
         summary[f"ratio_concurrent_{op}_per_round"] = [round(r, 3) for r in ratios]
         lines.append(f"Train/reference {CONCURRENCY}x concurrent {op} throughput: {ratio:.2f}x "
                      f"(per round {spread(ratios)}, median {statistics.median(ratios):.2f}x)")
+    for name in ("train", "reference"):
+        # CPU the registry itself spent on a round of pushes: less sensitive to other load than wall time.
+        cpus = [round_[name]["push_cpu_s"] for round_ in concurrent]
+        summary[f"{name}_concurrent_push_cpu_median_s"] = round(statistics.median(cpus), 3)
+        lines.append(f"{f'{name} {CONCURRENCY}x push CPU':<22}{' / '.join(f'{t:.2f}' for t in cpus):<34}"
+                     f"{statistics.median(cpus):>10.2f}")
     if curl is None:
         print("\n".join(lines))
         return summary
@@ -344,11 +369,12 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     size = args.size_mib * MIB
     with ExitStack() as stack:
-        reference = start_reference(stack, work)
+        reference, reference_proc = start_reference(stack, work)
         train, key, master = start_train(stack, work, args.web_concurrency)
         pids = worker_pids(master.pid)
         baseline = {pid: memory_kib(pid, "VmRSS") for pid in pids}
-        targets = {"train": (train, f"bench:{key}"), "reference": (reference, None)}
+        targets = {"train": (train, f"bench:{key}", master.pid),
+                   "reference": (reference, None, reference_proc.pid)}
         runs = [run_once(i, work, size, targets) for i in range(args.runs)]
         concurrent = [concurrent_round(i, work, args.concurrent_mib * MIB, targets)
                       for i in range(args.concurrent_runs)]
