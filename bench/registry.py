@@ -2,17 +2,22 @@
 a raw `curl` GET of the large blob, through Train and through the reference Distribution registry
 (Debian's `docker-registry`), measured in the same run on loopback.
 
-    .venv/bin/python bench/registry.py [--size-mib 1024] [--runs 3] [--concurrent-mib 256] [--web-concurrency 2]
+    .venv/bin/python bench/registry.py [--size-mib 1024] [--runs 3] [--concurrent-mib 256]
+        [--concurrent-runs 3] [--web-concurrency 2]
 
 Each run builds a fresh random layer (so no registry has seen it), pushes it to both registries and
-pulls it back into an empty OCI layout, alternating which registry goes first. Then four fresh layers
-of --concurrent-mib each are pushed to each registry by four skopeo processes at once, and pulled
-back the same way (aggregate MB/s over the wall time). Last, `curl` GETs the last run's layer from
-each registry and reads the same file locally (`curl file://`: the physical limit of this machine).
-Before each timed step dirty pages are flushed (`sync`). Train runs from the Procfile's `web:`
-line (WEB_CONCURRENCY=--workers) on SQLite and the filesystem store. Reported: median seconds and
-MB/s per operation, Train/reference ratios, and the peak RSS of Train's gateway workers over all of
-it and its growth over the warmed-up baseline. Prints a table, then one JSON line."""
+pulls it back into an empty OCI layout, alternating which registry goes first. Then, in each of
+--concurrent-runs rounds, four fresh layers of --concurrent-mib each are pushed to each registry by
+four skopeo processes at once, and pulled back the same way (aggregate MB/s over the wall time),
+again alternating which registry goes first; reported per round and as medians. Last, `curl` GETs
+the last run's layer from each registry and reads the same file locally (`curl file://`: the
+physical limit of this machine); with --runs 0 only the concurrent rounds run. Before each timed
+step dirty pages are flushed (`sync`). Train runs from the Procfile's `web:` line
+(WEB_CONCURRENCY=--workers) on SQLite and the filesystem store. Reported: median seconds and
+MB/s per operation, Train/reference ratios, the CPU seconds each registry spent on each round of
+concurrent pushes (its processes' user + system time: less sensitive than wall time to whatever
+else the machine runs), and the peak RSS of Train's gateway workers over all of it and its growth
+over the warmed-up baseline. Prints a table, then one JSON line."""
 
 import argparse
 import hashlib
@@ -116,7 +121,7 @@ def process(argv, *, env=None, log: Path):
             proc.wait()
 
 
-def start_reference(stack: ExitStack, work: Path) -> str:
+def start_reference(stack: ExitStack, work: Path) -> tuple[str, subprocess.Popen]:
     binary = shutil.which("docker-registry")
     if binary is None:
         raise SystemExit("docker-registry is not installed (apt-get install docker-registry)")
@@ -129,7 +134,7 @@ def start_reference(stack: ExitStack, work: Path) -> str:
     )
     proc = stack.enter_context(process([binary, "serve", str(config)], log=work / "distribution.log"))
     wait_http(f"http://127.0.0.1:{port}/v2/", proc)
-    return f"127.0.0.1:{port}"
+    return f"127.0.0.1:{port}", proc
 
 
 def start_train(stack: ExitStack, work: Path, workers: int):
@@ -148,8 +153,10 @@ def start_train(stack: ExitStack, work: Path, workers: int):
     argv = procfile_argv("web", {"PORT": port, "TRAIN_BIND": "127.0.0.1", "WEB_CONCURRENCY": workers})
     proc = stack.enter_context(process(argv, env=env, log=work / "gunicorn.log"))
     wait_http(f"http://127.0.0.1:{port}/readyz", proc, accept=(200,))
-    for _ in range(workers * 4):  # warm every worker (imports, key file, DB connection)
+    for _ in range(workers * 4):  # warm every worker (imports, key file, DB connection, first token signature)
         requests.get(f"http://127.0.0.1:{port}/v2/", auth=("bench", key), timeout=30)
+        requests.get(f"http://127.0.0.1:{port}/v2/token", auth=("bench", key), timeout=30,
+                     params={"service": "train-registry", "scope": "repository:bench/warm:pull"})
     return f"127.0.0.1:{port}", key, proc
 
 
@@ -162,6 +169,21 @@ def worker_pids(master: int) -> list[int]:
         except (OSError, IndexError, ValueError):
             continue
     return pids
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and of its child processes (gunicorn's workers), live or reaped."""
+    total = 0.0
+    for one in [pid, *worker_pids(pid)]:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(field) for field in fields[11:15]) / CLOCK_TICKS  # utime stime cutime cstime
+    return total
 
 
 def memory_kib(pid: int, field: str) -> int:
@@ -181,7 +203,7 @@ def run_once(index: int, work: Path, size: int, targets: dict) -> dict:
     order = list(targets) if index % 2 == 0 else list(reversed(targets))
     result = {}
     for name in order:
-        host, creds = targets[name]
+        host, creds, _ = targets[name]
         repo = "bench/layer" if name == "train" else "ref/layer"
         push = skopeo_copy(f"oci:{layout}:latest", f"docker://{host}/{repo}:run{index}", creds, pull=False)
         pulled = work / f"pulled-{name}-{index}"
@@ -210,23 +232,28 @@ def run_parallel(commands: list[list[str]]) -> float:
     return time.perf_counter() - started
 
 
-def concurrent_round(work: Path, size: int, targets: dict) -> dict:
-    """CONCURRENCY fresh layers pushed at once to each registry, then pulled back at once."""
+def concurrent_round(index: int, work: Path, size: int, targets: dict) -> dict:
+    """CONCURRENCY fresh layers pushed at once to each registry, then pulled back at once; which
+    registry goes first alternates between rounds."""
     layouts = [work / f"concurrent-{i}" for i in range(CONCURRENCY)]
     for layout in layouts:
         build_layout(layout, size)
     result = {}
-    for name, (host, creds) in targets.items():
+    order = list(targets) if index % 2 == 0 else list(reversed(targets))
+    for name in order:
+        host, creds, server = targets[name]
         repo = "bench/many" if name == "train" else "ref/many"
-        refs = [f"docker://{host}/{repo}{i}:latest" for i in range(CONCURRENCY)]
+        refs = [f"docker://{host}/{repo}{i}:round{index}" for i in range(CONCURRENCY)]
+        cpu_before = cpu_seconds(server)
         push = run_parallel([skopeo_argv(f"oci:{layout}:latest", ref, creds, pull=False)
                              for layout, ref in zip(layouts, refs, strict=True)])
+        push_cpu = cpu_seconds(server) - cpu_before
         pulled = [work / f"pulled-many-{name}-{i}" for i in range(CONCURRENCY)]
         pull = run_parallel([skopeo_argv(ref, f"oci:{out}:latest", creds, pull=True)
                              for ref, out in zip(refs, pulled, strict=True)])
         for out in pulled:
             shutil.rmtree(out)
-        result[name] = {"push": push, "pull": pull}
+        result[name] = {"push": push, "pull": pull, "push_cpu_s": push_cpu}
     for layout in layouts:
         shutil.rmtree(layout)
     return result
@@ -264,36 +291,59 @@ def curl_round(work: Path, tag: str, train: tuple, reference: str) -> dict:
             "local_file": curl_mb_s(f"file://{stored}")}
 
 
-def report(runs: list[dict], size: int, rss: dict, concurrent: dict, concurrent_size: int, curl: dict) -> dict:
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f} to {max(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def report(runs: list[dict], size: int, rss: dict, concurrent: list[dict], concurrent_size: int,
+           curl: dict | None) -> dict:
     summary = {"layer_bytes": size, "concurrent_layer_bytes": concurrent_size, "runs": runs, "concurrent": concurrent,
                "rss": rss}
-    lines = [f"{'operation':<22}{'run times (s)':<28}{'median':>10}{'MB/s':>10}"]
-    for name in ("train", "reference"):
+    lines = [f"{'operation':<22}{'run times (s)':<34}{'median':>10}{'MB/s':>10}"]
+    for name in ("train", "reference") if runs else ():
         for op in ("push", "pull"):
             times = [run[name][op] for run in runs]
             median = statistics.median(times)
             summary[f"{name}_{op}_median_s"] = round(median, 3)
             summary[f"{name}_{op}_mb_s"] = round(size / median / 1e6, 1)
-            lines.append(f"{name + ' ' + op:<22}{' / '.join(f'{t:.2f}' for t in times):<28}{median:>10.2f}"
+            lines.append(f"{name + ' ' + op:<22}{' / '.join(f'{t:.2f}' for t in times):<34}{median:>10.2f}"
                          f"{size / median / 1e6:>10.1f}")
-    for op in ("push", "pull"):
+    for op in ("push", "pull") if runs else ():
         # Throughput ratio: ≥ 1 means Train is at least as fast as the reference.
         summary[f"ratio_{op}"] = round(summary[f"reference_{op}_median_s"] / summary[f"train_{op}_median_s"], 3)
-        lines.append(f"Train/reference {op} throughput: {summary[f'ratio_{op}']:.2f}x")
+        ratios = [run["reference"][op] / run["train"][op] for run in runs]
+        summary[f"ratio_{op}_per_run"] = [round(r, 3) for r in ratios]
+        lines.append(f"Train/reference {op} throughput: {summary[f'ratio_{op}']:.2f}x "
+                     f"(per run {spread(ratios)})")
     total = CONCURRENCY * concurrent_size
     for name in ("train", "reference"):
         for op in ("push", "pull"):
-            seconds = concurrent[name][op]
+            times = [round_[name][op] for round_ in concurrent]
+            seconds = statistics.median(times)
+            summary[f"{name}_concurrent_{op}_median_s"] = round(seconds, 3)
             summary[f"{name}_concurrent_{op}_mb_s"] = round(total / seconds / 1e6, 1)
-            lines.append(f"{f'{name} {CONCURRENCY}x {op}':<22}{f'{seconds:.2f} (wall)':<28}{seconds:>10.2f}"
-                         f"{total / seconds / 1e6:>10.1f}")
+            lines.append(f"{f'{name} {CONCURRENCY}x {op}':<22}{' / '.join(f'{t:.2f}' for t in times):<34}"
+                         f"{seconds:>10.2f}{total / seconds / 1e6:>10.1f}")
     for op in ("push", "pull"):
-        ratio = concurrent["reference"][op] / concurrent["train"][op]
+        # The ratio of medians, and each round's own ratio (both registries, back to back).
+        ratio = summary[f"reference_concurrent_{op}_median_s"] / summary[f"train_concurrent_{op}_median_s"]
+        ratios = [round_["reference"][op] / round_["train"][op] for round_ in concurrent]
         summary[f"ratio_concurrent_{op}"] = round(ratio, 3)
-        lines.append(f"Train/reference {CONCURRENCY}x concurrent {op} throughput: {ratio:.2f}x")
+        summary[f"ratio_concurrent_{op}_per_round"] = [round(r, 3) for r in ratios]
+        lines.append(f"Train/reference {CONCURRENCY}x concurrent {op} throughput: {ratio:.2f}x "
+                     f"(per round {spread(ratios)}, median {statistics.median(ratios):.2f}x)")
+    for name in ("train", "reference"):
+        # CPU the registry itself spent on a round of pushes: less sensitive to other load than wall time.
+        cpus = [round_[name]["push_cpu_s"] for round_ in concurrent]
+        summary[f"{name}_concurrent_push_cpu_median_s"] = round(statistics.median(cpus), 3)
+        lines.append(f"{f'{name} {CONCURRENCY}x push CPU':<22}{' / '.join(f'{t:.2f}' for t in cpus):<34}"
+                     f"{statistics.median(cpus):>10.2f}")
+    if curl is None:
+        print("\n".join(lines))
+        return summary
     for name, mb_s in curl.items():
         summary[f"curl_get_{name}_mb_s"] = round(mb_s, 1)
-        lines.append(f"{'curl GET ' + name:<22}{'':<28}{size / mb_s / 1e6:>10.2f}{mb_s:>10.1f}")
+        lines.append(f"{'curl GET ' + name:<22}{'':<34}{size / mb_s / 1e6:>10.2f}{mb_s:>10.1f}")
     summary["ratio_curl_get"] = round(curl["train"] / curl["reference"], 3)
     lines.append(f"Train/reference curl GET throughput: {summary['ratio_curl_get']:.2f}x "
                  f"(local file read: {curl['local_file']:.0f} MB/s)")
@@ -306,8 +356,9 @@ def report(runs: list[dict], size: int, rss: dict, concurrent: dict, concurrent_
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="single push/pull runs (0: concurrent rounds only)")
     parser.add_argument("--concurrent-mib", type=int, default=256, help=f"layer size of each of the {CONCURRENCY}")
+    parser.add_argument("--concurrent-runs", type=int, default=3, help=f"rounds of {CONCURRENCY} concurrent pushes")
     parser.add_argument("--web-concurrency", type=int, default=2, help="gateway worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--keep", type=Path, help="work directory to use and keep (default: a temporary one)")
     args = parser.parse_args()
@@ -318,14 +369,16 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     size = args.size_mib * MIB
     with ExitStack() as stack:
-        reference = start_reference(stack, work)
+        reference, reference_proc = start_reference(stack, work)
         train, key, master = start_train(stack, work, args.web_concurrency)
         pids = worker_pids(master.pid)
         baseline = {pid: memory_kib(pid, "VmRSS") for pid in pids}
-        targets = {"train": (train, f"bench:{key}"), "reference": (reference, None)}
+        targets = {"train": (train, f"bench:{key}", master.pid),
+                   "reference": (reference, None, reference_proc.pid)}
         runs = [run_once(i, work, size, targets) for i in range(args.runs)]
-        concurrent = concurrent_round(work, args.concurrent_mib * MIB, targets)
-        curl = curl_round(work, f"run{args.runs - 1}", (train, key), reference)
+        concurrent = [concurrent_round(i, work, args.concurrent_mib * MIB, targets)
+                      for i in range(args.concurrent_runs)]
+        curl = curl_round(work, f"run{args.runs - 1}", (train, key), reference) if runs else None
         peaks = {pid: memory_kib(pid, "VmHWM") for pid in pids}
     rss = {"peak_mib": max(peaks.values()) / 1024,
            "growth_mib": max(peaks[pid] - baseline[pid] for pid in pids) / 1024}

@@ -22,7 +22,7 @@ def _libcrypto():
         name = ctypes.util.find_library("crypto")
         lib = ctypes.CDLL(name) if name else None
         if lib is not None and all(hasattr(lib, f) for f in ("SHA256_Init", "SHA256_Update", "SHA256_Final")):
-            lib.SHA256_Update.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+            lib.SHA256_Update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
             lib.SHA256_Final.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
             lib.SHA256_Init.argtypes = [ctypes.c_void_p]
             _lib = lib
@@ -50,8 +50,18 @@ class ResumableSha256:
         return _libcrypto() is not None
 
     def update(self, data) -> None:
-        data = bytes(data) if not isinstance(data, bytes) else data
-        self._lib.SHA256_Update(self._ctx, data, len(data))
+        if isinstance(data, bytes):
+            self._lib.SHA256_Update(self._ctx, data, len(data))
+            return
+        view = memoryview(data).cast("B")
+        if not view.nbytes:
+            return
+        if view.readonly:
+            view = memoryview(bytes(view))
+            self._lib.SHA256_Update(self._ctx, view.obj, len(view))
+            return
+        # A writable buffer (the socket reader's block) is hashed in place, without a copy.
+        self._lib.SHA256_Update(self._ctx, ctypes.addressof(ctypes.c_char.from_buffer(view)), len(view))
 
     def state(self) -> bytes:
         return self._ctx.raw

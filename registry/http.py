@@ -12,6 +12,7 @@ from django.http import HttpResponse
 from django.http.request import UnreadablePostError
 
 from registry.errors import RegistryError
+from registry.socket_body import socket_body
 from registry.store import CHUNK_BYTES
 
 CONTENT_RANGE_RE = re.compile(r"\A(?:bytes )?(\d{1,19})-(\d{1,19})\Z")
@@ -66,16 +67,30 @@ def release_database_connection(length: int | None) -> None:
         connection.close()
 
 
+def _short_body(length: int, received: int) -> RegistryError:
+    return RegistryError("SIZE_INVALID", "the body is shorter than its Content-Length",
+                         detail={"Content-Length": length, "received": received})
+
+
 def body_chunks(request):
     """The request body in bounded chunks, never whole. With Content-Length, exactly that many bytes
     (a shorter body is SIZE_INVALID); without it (a chunked, streaming PATCH), until the end of the
     stream, which gunicorn marks as terminated. A client silent for longer than the idle timeout is
-    cut off with 408; the upload keeps the offset it had before the request."""
+    cut off with 408; the upload keeps the offset it had before the request.
+
+    Under gunicorn the body comes straight from the socket in blocks of up to 1 MiB (registry/
+    socket_body.py): each chunk is then a memoryview valid only until the next one is asked for."""
     length = declared_length(request)
     if length is None and not request.META.get("wsgi.input_terminated"):
         return
     release_database_connection(length)
     with idle_timeout(request):
+        raw = socket_body(request.META) if length != 0 else None
+        if raw is not None:
+            yield from raw
+            if length is not None and raw.received < length:
+                raise _short_body(length, raw.received)
+            return
         if length is None:
             stream = request.META["wsgi.input"]
             while data := stream.read(CHUNK_BYTES):
@@ -85,8 +100,7 @@ def body_chunks(request):
         while remaining > 0:
             data = request.read(min(CHUNK_BYTES, remaining))
             if not data:
-                raise RegistryError("SIZE_INVALID", "the body is shorter than its Content-Length",
-                                    detail={"Content-Length": length, "received": length - remaining})
+                raise _short_body(length, length - remaining)
             remaining -= len(data)
             yield data
 
