@@ -1,9 +1,12 @@
 # Two commands set everything up on a fresh machine:
 #   make run   - the whole service (gateway + worker) on SQLite, the filesystem and the local backend
-#   make test  - the test suite (PostgreSQL when DATABASE_URL points at it, else SQLite)
+#   make test  - the test suite (PostgreSQL when DATABASE_URL points at it, else SQLite), in
+#                TEST_WORKERS pytest-xdist processes (0: all in this one); PYTEST_ARGS go to pytest
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# One per core: the suite spends much of its time waiting on the processes it starts.
+TEST_WORKERS ?= 2
 export PORT
 # honcho gives each process type its own PORT (the worker gets PORT+100), so the registry host that
 # both the gateway and the worker recognise as Train's own is fixed here, from the gateway's port.
@@ -28,7 +31,7 @@ run: venv
 
 test: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
+from tests.support import database
 from trainsvc.accounts.models import Account, ApiKey, Role
 from trainsvc.accounts.services import account_create, api_key_create
 
 pytest_plugins = ["tests.support.fake_backend"]
+database.install()  # transactional tests end with DELETEs, not TRUNCATE (tests/support/database.py)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -112,3 +114,11 @@ def job_scratch():
     path.chmod(0o1777)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Tests that start real processes (marked e2e) run first, each group in its usual order. They
+    spend most of their time waiting on those processes; under pytest-xdist (`make test`) the quick
+    tests then fill the other workers meanwhile, instead of one worker ending the run alone on them."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
