@@ -181,7 +181,8 @@ class Backend(ABC):
 
     # --- validation -------------------------------------------------------------------------------
     def validate(self, spec: JobSpec) -> None:
-        """Raise SpecError for anything this backend cannot run. Subclasses extend, then call super()."""
+        """Raise SpecError for anything this backend cannot run: the checks every backend shares, plus
+        the adapter's own (`spec_errors`), all reported at once."""
         errors: dict[str, list[str]] = {}
         accepted = ", ".join(f"{s}://" for s in self.storage_schemes)
         for index, mount in enumerate(spec.storage_mounts):
@@ -193,8 +194,14 @@ class Backend(ABC):
             errors["max_runtime_seconds"] = [
                 f"The {self.name} backend allows at most {self.max_runtime_seconds} seconds."
             ]
+        for path, message in self.spec_errors(spec).items():
+            errors.setdefault(path, [message])
         if errors:
             raise SpecError(errors)
+
+    def spec_errors(self, spec: JobSpec) -> dict[str, str]:
+        """The adapter's own checks of `spec`: field path -> message (a cloud's limits and grammar)."""
+        return {}
 
     # --- the remote job ---------------------------------------------------------------------------
     @abstractmethod

@@ -222,16 +222,8 @@ class SageMakerBackend(Backend):
         return name
 
     # --- validation and translation ------------------------------------------------------------------
-    def validate(self, spec: JobSpec) -> None:
-        errors = {}
-        try:
-            super().validate(spec)
-        except SpecError as exc:
-            errors.update(exc.errors)
-        for path, message in spec_errors(spec, self.config).items():
-            errors.setdefault(path, [message])
-        if errors:
-            raise SpecError(errors)
+    def spec_errors(self, spec: JobSpec) -> dict[str, str]:
+        return spec_errors(spec, self.config)
 
     def build_request(self, spec: JobSpec, name: str) -> dict:
         return build_request(spec, name, self.config)
