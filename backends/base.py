@@ -146,6 +146,13 @@ class Backend(ABC):
             raise SpecError({next(iter(config)): f"The {cls.name} backend takes no configuration."})
         return {}
 
+    @classmethod
+    def verify_config(cls, config: dict, *, account_id: str) -> None:
+        """Check a cleaned configuration against the cloud before it is stored, for `account_id`: that
+        the identity it names may be used by this Train account at all (the confused-deputy guard of
+        clouds without an ExternalId). Raise SpecError keyed by field. Default: nothing to check."""
+        return None
+
     # Configuration values shown only to account admins (e.g. the ExternalId of a trust policy).
     admin_only_config: ClassVar[tuple[str, ...]] = ()
 

@@ -9,6 +9,7 @@ from backends.base import Backend
 BACKEND_CLASSES = {
     "local": "backends.local.LocalBackend",
     "sagemaker": "backends.aws.sagemaker.SageMakerBackend",
+    "vertex-ai": "backends.gcp.vertex.VertexBackend",
 }
 
 

@@ -45,6 +45,7 @@ def backend_configure(*, account, name: str, config, user=None) -> BackendConfig
         raise SpecError({"config": "Must be a JSON object."})
     existing = BackendConfig.objects.select_for_update().filter(account=account, backend=name).first()
     cleaned = cls.validate_config(config, previous=existing.config if existing else {})
+    cls.verify_config(cleaned, account_id=account.pk)
     row, _ = BackendConfig.objects.update_or_create(
         account=account, backend=name,
         defaults={"config": cleaned, "updated_at": timezone.now(), "updated_by": user},

@@ -424,6 +424,11 @@ TRAIN_AZURE_ENDPOINT_HOSTS = env_list(
 TRAIN_AWS_READ_TIMEOUT_SECONDS = env_int("TRAIN_AWS_READ_TIMEOUT_SECONDS", 30)
 # Poll interval bounds for SageMaker jobs in seconds: soon after a change, at most this rarely.
 TRAIN_SAGEMAKER_POLL_SECONDS = tuple(int(v) for v in env_list("TRAIN_SAGEMAKER_POLL_SECONDS", ["30", "300"]))
+# How long a Google API call (Vertex AI, IAM Credentials, Cloud Logging) may wait for its answer; a
+# create that times out is looked up by its train-job-id label before another try.
+TRAIN_GOOGLE_READ_TIMEOUT_SECONDS = env_int("TRAIN_GOOGLE_READ_TIMEOUT_SECONDS", 30)
+# Poll interval bounds for Vertex AI jobs in seconds: soon after a change, at most this rarely.
+TRAIN_VERTEX_POLL_SECONDS = tuple(int(v) for v in env_list("TRAIN_VERTEX_POLL_SECONDS", ["30", "300"]))
 
 # --- Cloud emulator (development only) -------------------------------------------------------------
 # A base URL (http://127.0.0.1:P) that serves fakes of every cloud Train speaks to (the test suite's
