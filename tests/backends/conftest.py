@@ -13,6 +13,7 @@ from backends.aws.session import aws_clients_clear
 from backends.models import BackendConfig
 from tests.fakecloud import FakeCloud
 from tests.fakecloud.sagemaker import FakeSageMaker
+from tests.fakecloud.vertex import FakeVertex
 
 # Train's "own" AWS credentials in tests: fixed dummies, and no instance-metadata lookups.
 AWS_ENV = {
@@ -54,6 +55,7 @@ def fake_cloud(moto_url):
     with FakeCloud(seed=SEED, timeout_seconds=FAKE_TIMEOUT_SECONDS) as cloud:
         cloud.fallback_url = moto_url
         cloud.sagemaker = cloud.add(FakeSageMaker()).bind(cloud)
+        cloud.vertex = cloud.add(FakeVertex()).bind(cloud)
         yield cloud
         # pytest shows captured output only for a failing test: the seed to replay it (FAKECLOUD_SEED).
         print(f"fake cloud seed {cloud.faults.seed}; calls {dict(cloud.calls)}; faults {dict(cloud.faults.injected)}")
@@ -85,3 +87,46 @@ def sagemaker_account(acme, sagemaker_config):
 def fresh_faults():
     """Fault markers fire once per data directory; start each test with none fired."""
     shutil.rmtree(settings.TRAIN_DATA_DIR / "faults-fired", ignore_errors=True)
+
+
+# --- Vertex AI ---------------------------------------------------------------------------------------
+# The tenant service account Train impersonates, and its description naming the Train account it serves.
+TENANT_SA = "train-access@acme-ml.iam.gserviceaccount.com"
+RUN_AS_SA = "trainer@acme-ml.iam.gserviceaccount.com"
+VERTEX_CONFIG = {
+    "project": "acme-ml", "region": "europe-west4", "service_account": RUN_AS_SA,
+    "impersonate_service_account": TENANT_SA, "base_output_uri": "gs://acme-models/train",
+    "artifact_registry_repository": "europe-west4-docker.pkg.dev/acme-ml/train-images",
+}
+# For worker subprocesses: every Google call to the fake cloud, fast polling, short read timeouts.
+VERTEX_WORKER_ENV = {"TRAIN_VERTEX_POLL_SECONDS": "1,2", "TRAIN_GOOGLE_READ_TIMEOUT_SECONDS": "1"}
+
+
+@pytest.fixture
+def google_emulated(fake_cloud, settings):
+    """TRAIN_CLOUD_EMULATOR at the fake cloud (Train's own Google credentials come from its /token), and
+    the tenant service account Train may impersonate, owned by acme."""
+    from backends.gcp import artifact_registry
+    from backends.gcp.session import google_sessions_clear
+
+    settings.TRAIN_CLOUD_EMULATOR = fake_cloud.url
+    settings.TRAIN_GOOGLE_READ_TIMEOUT_SECONDS = 1
+    fake_cloud.vertex.service_accounts[TENANT_SA] = "Train jobs of acme. train-account=acme"
+    google_sessions_clear()
+    artifact_registry._cache.clear()
+    yield {**VERTEX_WORKER_ENV, "TRAIN_CLOUD_EMULATOR": fake_cloud.url}
+    google_sessions_clear()
+    artifact_registry._cache.clear()
+
+
+@pytest.fixture
+def vertex_config(google_emulated) -> dict:
+    from backends.gcp.config import validate_config
+
+    return validate_config(dict(VERTEX_CONFIG), previous={})
+
+
+@pytest.fixture
+def vertex_account(acme, vertex_config):
+    BackendConfig.objects.create(account=acme, backend="vertex-ai", config=vertex_config)
+    return acme
