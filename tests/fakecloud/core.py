@@ -208,15 +208,18 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for key, value in response.headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        # A HEAD answer (a registry's blob check) carries the length of the body it does not send.
+        if self.command != "HEAD" or "Content-Length" not in response.headers:
+            self.send_header("Content-Length", str(len(response.body)))
         self.send_header("x-amzn-RequestId", "fake-request")
         self.end_headers()
-        self.wfile.write(response.body)
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
         self.wfile.flush()
         if response.on_delivery is not None:
             response.on_delivery()
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
     def log_message(self, *args):  # quiet: the tests print the fake's counters when they fail
         pass

@@ -459,9 +459,12 @@ class ArtifactRegistryProxy:
         answer = requests.request(request.method, url, headers=headers, data=request.body or None,
                                   allow_redirects=False, timeout=60, verify=str(self.upstream.ca_bundle))
         out = {}
+        dropped = ("connection", "transfer-encoding", "keep-alive", "server", "date")
         for key, value in answer.headers.items():
-            if key.lower() in ("content-length", "connection", "transfer-encoding", "keep-alive", "server", "date"):
+            if key.lower() in dropped or (key.lower() == "content-length" and request.method != "HEAD"):
                 continue
+            if key.lower() == "content-length":
+                key = "Content-Length"
             out[key] = value.replace(self.upstream.base, self.base)
         return FakeResponse(answer.status_code, answer.content, out)
 
