@@ -10,7 +10,9 @@ google-auth is imported lazily (decision 0070: a thin REST adapter, no aiplatfor
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from datetime import datetime
 
 from django.conf import settings
@@ -42,6 +44,12 @@ LABELS_PER_LOOKUP = 25
 # What a poll reads of each CustomJob: its state and what the state table and the user see.
 POLL_READ_MASK = "name,state,error,labels,createTime,startTime,endTime,updateTime"
 STATE_PREFIX = "JOB_STATE_"
+# A complete list of an account's active jobs serves later poll batches for this long (and for at
+# most half the shortest poll interval), per process.
+ACTIVE_LIST_REUSE_SECONDS = 15
+ACTIVE_LISTS_KEPT = 256
+_active_lists: OrderedDict[tuple, tuple[float, list[dict]]] = OrderedDict()
+_active_lock = threading.Lock()
 
 # --- native states → Train -------------------------------------------------------------------------
 # CANCELLING keeps IN_PROGRESS (PENDING if it never started) and shows that a cancel is under way; it can
@@ -312,7 +320,7 @@ class VertexBackend(Backend):
             return self._get_each(refs, deadline)
         by_id = {ref.remote_id: ref for ref in refs if ref.remote_id}
         try:
-            active, complete = self._list(f"{self._scope_filter()} AND {ACTIVE_FILTER}", deadline=deadline)
+            active, complete = self._active_jobs(deadline)
         except BackendError as exc:
             log.warning("poll: %s", exc.message)  # these jobs back off; another cycle tries again
             return {}
@@ -330,6 +338,27 @@ class VertexBackend(Backend):
                 break
             found.update({by_id[job["name"]]: observation(job) for job in jobs if job["name"] in by_id})
         return found
+
+    def _active_jobs(self, deadline: float | None) -> tuple[list[dict], bool]:
+        """The account's active jobs: a complete list read less than `reuse` seconds ago serves the
+        other batches of the same poll cycle (the core polls at most TRAIN_POLL_BATCH_SIZE jobs per
+        call), so a cycle over N jobs reads the list once, not N / batch times. A job the reused list
+        shows active may have finished since: it is seen at its next poll, at most `reuse` later."""
+        reuse = min(ACTIVE_LIST_REUSE_SECONDS, self.poll_interval_bounds[0] / 2)
+        key = (self.session.target, self._scope_filter())
+        with _active_lock:
+            cached = _active_lists.get(key)
+            if cached is not None and time.monotonic() - cached[0] < reuse:
+                return cached[1], True
+        read_at = time.monotonic()
+        jobs, complete = self._list(f"{self._scope_filter()} AND {ACTIVE_FILTER}", deadline=deadline)
+        if complete:
+            with _active_lock:
+                _active_lists[key] = (read_at, jobs)
+                _active_lists.move_to_end(key)
+                while len(_active_lists) > ACTIVE_LISTS_KEPT:
+                    _active_lists.popitem(last=False)
+        return jobs, complete
 
     def _scope_filter(self) -> str:
         if self.account_id:
@@ -389,6 +418,12 @@ class VertexBackend(Backend):
         region, project = self.config.get("region", ""), self.config.get("project", "")
         return (f"https://console.cloud.google.com/vertex-ai/locations/{region}/training/"
                 f"{job_number(ref.remote_id)}/cpu?project={project}")
+
+
+def active_lists_clear() -> None:
+    """Forget the reused active-job lists (tests)."""
+    with _active_lock:
+        _active_lists.clear()
 
 
 def _past(deadline: float | None) -> bool:

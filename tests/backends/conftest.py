@@ -108,14 +108,17 @@ def google_emulated(fake_cloud, settings):
     the tenant service account Train may impersonate, owned by acme."""
     from backends.gcp import artifact_registry
     from backends.gcp.session import google_sessions_clear
+    from backends.gcp.vertex import active_lists_clear
 
     settings.TRAIN_CLOUD_EMULATOR = fake_cloud.url
     settings.TRAIN_GOOGLE_READ_TIMEOUT_SECONDS = 1
     fake_cloud.vertex.service_accounts[TENANT_SA] = "Train jobs of acme. train-account=acme"
     google_sessions_clear()
+    active_lists_clear()
     artifact_registry._cache.clear()
     yield {**VERTEX_WORKER_ENV, "TRAIN_CLOUD_EMULATOR": fake_cloud.url}
     google_sessions_clear()
+    active_lists_clear()
     artifact_registry._cache.clear()
 
 

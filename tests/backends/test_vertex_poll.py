@@ -91,6 +91,16 @@ def test_many_jobs_are_read_by_listing(backend, fake_cloud):
     assert fake_cloud.calls[("vertex", "GetCustomJob")] == 0
 
 
+def test_the_batches_of_one_cycle_share_one_list_of_active_jobs(backend, fake_cloud):
+    refs = submitted(backend, 250)
+    fake_cloud.vertex.complete(refs[0].remote_id)
+    lists = fake_cloud.calls[("vertex", "ListCustomJobs")]
+    first, second = backend.poll(refs[:125]), backend.poll(refs[125:])
+    assert first[refs[0]].status == "COMPLETED" and len(first) == 125 and len(second) == 125
+    # 249 active jobs: 3 pages, read once for both batches; the finished one: one lookup by label.
+    assert fake_cloud.calls[("vertex", "ListCustomJobs")] - lists == 4
+
+
 def test_the_list_is_scoped_to_the_account_and_read_masked(backend, fake_cloud, monkeypatch):
     refs = submitted(backend, 4)
     sent = []
