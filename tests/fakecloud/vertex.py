@@ -258,7 +258,8 @@ class FakeVertex:
         query = request.query
         jobs = [self._settle(j) for j in self.jobs.values() if f"/locations/{location}/" in j["name"]]
         if query.get("filter"):
-            jobs = [j for j in jobs if self._matches(j, query["filter"])]
+            matches = self._compile(query["filter"])
+            jobs = [j for j in jobs if matches(j)]
         jobs.sort(key=lambda j: (j["createTime"], j["name"]), reverse=True)  # newest first, as Vertex lists
         start = int(query.get("pageToken") or 0)
         size = min(int(query.get("pageSize") or LIST_PAGE_MAX), LIST_PAGE_MAX)
@@ -269,27 +270,29 @@ class FakeVertex:
             answer["nextPageToken"] = str(start + size)
         return answer
 
-    def _matches(self, job: dict, text: str) -> bool:
+    def _compile(self, text: str):
+        """The filter as a predicate on a job (parsed once per request: a list may scan thousands)."""
         text = text.strip()
-        ands = _split(text, "AND")
-        if len(ands) > 1:
-            return all(self._matches(job, part) for part in ands)
-        ors = _split(text, "OR")
-        if len(ors) > 1:
-            return any(self._matches(job, part) for part in ors)
+        for word, combine in (("AND", all), ("OR", any)):
+            parts = _split(text, word)
+            if len(parts) > 1:
+                tests = [self._compile(part) for part in parts]
+                return lambda job, tests=tests, combine=combine: combine(test(job) for test in tests)
         if text.startswith("(") and text.endswith(")"):
-            return self._matches(job, text[1:-1])
+            return self._compile(text[1:-1])
         term = TERM_RE.match(text)
         if term is None:
             raise GoogleError(400, "INVALID_ARGUMENT", f"Invalid filter term {text!r}.")
-        field, op = term["field"], term["op"]
-        if field.startswith("labels."):
-            actual = job.get("labels", {}).get(field[len("labels."):])
-        else:
-            actual = job.get({"state": "state", "display_name": "displayName"}[field])
+        field, op, value, anything = term["field"], term["op"], term["value"], term["any"]
+
+        def actual(job):
+            if field.startswith("labels."):
+                return job.get("labels", {}).get(field[len("labels."):])
+            return job.get({"state": "state", "display_name": "displayName"}[field])
+
         if op == ":":
-            return actual is not None if term["any"] else (actual is not None and term["value"] in actual)
-        return (actual == term["value"]) if op == "=" else (actual != term["value"])
+            return lambda job: (actual(job) is not None) if anything else (value in (actual(job) or ""))
+        return (lambda job: actual(job) == value) if op == "=" else (lambda job: actual(job) != value)
 
     # --- logs ------------------------------------------------------------------------------------------------
     def _op_ListLogEntries(self, request: FakeRequest) -> dict:
