@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
@@ -48,7 +49,21 @@ STATE_PREFIX = "JOB_STATE_"
 # most half the shortest poll interval), per process.
 ACTIVE_LIST_REUSE_SECONDS = 15
 ACTIVE_LISTS_KEPT = 256
-_active_lists: OrderedDict[tuple, tuple[float, list[dict]]] = OrderedDict()
+# A list the poll budget cut short is continued by later polls for this long, then started afresh.
+ACTIVE_LIST_CONTINUE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class ActiveList:
+    """An account's active jobs as listed since `started`; `token` continues an incomplete list."""
+
+    started: float
+    jobs: list = field(default_factory=list)
+    token: str = ""
+    complete: bool = False
+
+
+_active_lists: OrderedDict[tuple, ActiveList] = OrderedDict()
 _active_lock = threading.Lock()
 
 # --- native states → Train -------------------------------------------------------------------------
@@ -288,10 +303,18 @@ class VertexBackend(Backend):
               deadline: float | None = None) -> tuple[list[dict], bool]:
         """CustomJobs of the configured project and region matching `filter_`; `complete` is False when
         the page limit or the deadline cut the answer short. Raises BackendError if the first page fails."""
-        jobs, token = [], ""
+        jobs, token = self._pages(filter_, "", read_mask=read_mask, deadline=deadline)
+        return jobs, token == ""
+
+    def _pages(self, filter_: str, token: str, *, read_mask: str = POLL_READ_MASK,
+               deadline: float | None = None) -> tuple[list[dict], str | None]:
+        """The jobs on the pages from `token` on, and the token to continue from: "" when the list is
+        complete, None when it stopped without one (a page failed). Raises BackendError if the first
+        page read fails."""
+        jobs = []
         for page_number in range(MAX_LIST_PAGES):
             if _past(deadline):
-                return jobs, False
+                return jobs, token or None
             params = {"filter": filter_, "pageSize": LIST_PAGE_SIZE, "readMask": read_mask}
             if token:
                 params["pageToken"] = token
@@ -302,12 +325,12 @@ class VertexBackend(Backend):
                 if page_number == 0:
                     raise backend_error(exc, "list custom jobs") from exc
                 log.warning("list custom jobs, page %d: %s", page_number + 1, exc)
-                return jobs, False
+                return jobs, token
             jobs += page.get("customJobs", [])
             token = page.get("nextPageToken", "")
             if not token:
-                return jobs, True
-        return jobs, False
+                return jobs, ""
+        return jobs, token
 
     # --- tracking ----------------------------------------------------------------------------------
     def poll(self, refs: list[RemoteRef], *, since: datetime | None = None,
@@ -340,25 +363,31 @@ class VertexBackend(Backend):
         return found
 
     def _active_jobs(self, deadline: float | None) -> tuple[list[dict], bool]:
-        """The account's active jobs: a complete list read less than `reuse` seconds ago serves the
-        other batches of the same poll cycle (the core polls at most TRAIN_POLL_BATCH_SIZE jobs per
-        call), so a cycle over N jobs reads the list once, not N / batch times. A job the reused list
-        shows active may have finished since: it is seen at its next poll, at most `reuse` later."""
+        """The account's active jobs, and whether the list is complete. A complete list read less than
+        `reuse` seconds ago serves the other batches of the same poll cycle (the core polls at most
+        TRAIN_POLL_BATCH_SIZE jobs per call), so a cycle over N jobs reads the list once, not N / batch
+        times. A list the poll budget cut short is continued from its page token by the next call, for
+        ACTIVE_LIST_CONTINUE_SECONDS, so an account with more active jobs than one budget can list still
+        gets through them. A job such a list shows active may have finished since: it is seen at its
+        next poll."""
         reuse = min(ACTIVE_LIST_REUSE_SECONDS, self.poll_interval_bounds[0] / 2)
         key = (self.session.target, self._scope_filter())
+        now = time.monotonic()
         with _active_lock:
-            cached = _active_lists.get(key)
-            if cached is not None and time.monotonic() - cached[0] < reuse:
-                return cached[1], True
-        read_at = time.monotonic()
-        jobs, complete = self._list(f"{self._scope_filter()} AND {ACTIVE_FILTER}", deadline=deadline)
-        if complete:
-            with _active_lock:
-                _active_lists[key] = (read_at, jobs)
-                _active_lists.move_to_end(key)
-                while len(_active_lists) > ACTIVE_LISTS_KEPT:
-                    _active_lists.popitem(last=False)
-        return jobs, complete
+            entry = _active_lists.get(key)
+        if entry is not None and entry.complete and now - entry.started < reuse:
+            return entry.jobs, True
+        if entry is None or entry.complete or not entry.token or now - entry.started >= ACTIVE_LIST_CONTINUE_SECONDS:
+            entry = ActiveList(started=now)
+        more, token = self._pages(f"{self._scope_filter()} AND {ACTIVE_FILTER}", entry.token, deadline=deadline)
+        entry = ActiveList(started=entry.started, jobs=entry.jobs + more, token=token or "",
+                           complete=token == "")
+        with _active_lock:
+            _active_lists[key] = entry
+            _active_lists.move_to_end(key)
+            while len(_active_lists) > ACTIVE_LISTS_KEPT:
+                _active_lists.popitem(last=False)
+        return entry.jobs, entry.complete
 
     def _scope_filter(self) -> str:
         if self.account_id:

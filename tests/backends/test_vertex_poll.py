@@ -101,6 +101,21 @@ def test_the_batches_of_one_cycle_share_one_list_of_active_jobs(backend, fake_cl
     assert fake_cloud.calls[("vertex", "ListCustomJobs")] - lists == 4
 
 
+def test_a_list_cut_short_by_the_budget_is_continued_by_the_next_poll(backend, fake_cloud, monkeypatch):
+    import time
+
+    from backends.gcp import vertex
+
+    refs = submitted(backend, 250)
+    pages = iter([True, True, False] + [True] * 10)  # the budget runs out before the third page
+    monkeypatch.setattr(vertex, "_past", lambda deadline: deadline is not None and not next(pages))
+    first = backend.poll(refs, deadline=time.monotonic() + 60)
+    assert len(first) == 200, "the two pages read are observations; nothing is inferred from the rest"
+    second = backend.poll(refs, deadline=time.monotonic() + 60)
+    assert len(second) == 250
+    assert fake_cloud.calls[("vertex", "ListCustomJobs")] == 3, "the second poll read only the third page"
+
+
 def test_the_list_is_scoped_to_the_account_and_read_masked(backend, fake_cloud, monkeypatch):
     refs = submitted(backend, 4)
     sent = []
