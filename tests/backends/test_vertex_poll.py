@@ -17,11 +17,16 @@ def backend(vertex_config):
     return backend_for_snapshot(account_id="acme", name="vertex-ai", config=vertex_config)
 
 
-def submitted(backend, count: int) -> list[RemoteRef]:
+def submitted(backend, count: int, cloud) -> list[RemoteRef]:
+    """`count` jobs as Train creates them, put straight into the fake (creates are paced at 0.9/s:
+    hundreds would take minutes)."""
     refs = []
     for index in range(count):
         job = spec(job_id=f"job_{index:032x}")
-        refs.append(backend.submit(job, backend.remote_name(job.job_id)))
+        name = backend.remote_name(job.job_id)
+        remote_id = cloud.vertex.insert(backend.build_request(job, name), location="europe-west4",
+                                        state="JOB_STATE_QUEUED")
+        refs.append(RemoteRef(name=name, remote_id=remote_id))
     return refs
 
 
@@ -63,7 +68,7 @@ def test_a_failure_shows_vertexs_error_message():
 
 
 def test_few_jobs_are_read_one_get_each(backend, fake_cloud):
-    refs = submitted(backend, 2)
+    refs = submitted(backend, 2, fake_cloud)
     fake_cloud.vertex.start(refs[0].remote_id)
     seen = backend.poll(refs)
     assert seen[refs[0]].status == "IN_PROGRESS" and seen[refs[0]].started_at is not None
@@ -73,7 +78,7 @@ def test_few_jobs_are_read_one_get_each(backend, fake_cloud):
 
 
 def test_many_jobs_are_read_by_listing(backend, fake_cloud):
-    refs = submitted(backend, 230)
+    refs = submitted(backend, 230, fake_cloud)
     vertex = fake_cloud.vertex
     for ref in refs[:100]:
         vertex.start(ref.remote_id)
@@ -92,7 +97,7 @@ def test_many_jobs_are_read_by_listing(backend, fake_cloud):
 
 
 def test_the_batches_of_one_cycle_share_one_list_of_active_jobs(backend, fake_cloud):
-    refs = submitted(backend, 250)
+    refs = submitted(backend, 250, fake_cloud)
     fake_cloud.vertex.complete(refs[0].remote_id)
     lists = fake_cloud.calls[("vertex", "ListCustomJobs")]
     first, second = backend.poll(refs[:125]), backend.poll(refs[125:])
@@ -106,7 +111,7 @@ def test_a_list_cut_short_by_the_budget_is_continued_by_the_next_poll(backend, f
 
     from backends.gcp import vertex
 
-    refs = submitted(backend, 250)
+    refs = submitted(backend, 250, fake_cloud)
     pages = iter([True, True, False] + [True] * 10)  # the budget runs out before the third page
     monkeypatch.setattr(vertex, "_past", lambda deadline: deadline is not None and not next(pages))
     first = backend.poll(refs, deadline=time.monotonic() + 60)
@@ -117,7 +122,7 @@ def test_a_list_cut_short_by_the_budget_is_continued_by_the_next_poll(backend, f
 
 
 def test_the_list_is_scoped_to_the_account_and_read_masked(backend, fake_cloud, monkeypatch):
-    refs = submitted(backend, 4)
+    refs = submitted(backend, 4, fake_cloud)
     sent = []
     session = backend.session
     original = session.call
@@ -131,7 +136,7 @@ def test_the_list_is_scoped_to_the_account_and_read_masked(backend, fake_cloud, 
 
 
 def test_another_accounts_jobs_are_not_reported(backend, vertex_config, fake_cloud):
-    ours = submitted(backend, 4)
+    ours = submitted(backend, 4, fake_cloud)
     theirs = backend_for_snapshot(account_id="globex", name="vertex-ai", config=vertex_config)
     job = spec(job_id="job_" + "f" * 32, account_id="globex")
     other = theirs.submit(job, job.job_id)
@@ -140,7 +145,7 @@ def test_another_accounts_jobs_are_not_reported(backend, vertex_config, fake_clo
 
 
 def test_a_throttled_list_backs_off_and_retries(backend, fake_cloud):
-    refs = submitted(backend, 5)
+    refs = submitted(backend, 5, fake_cloud)
     fake_cloud.set_faults(seed=7, throttle=0.5, operations={"ListCustomJobs"})
     seen = backend.poll(refs)
     assert fake_cloud.faults.injected[("throttle", "ListCustomJobs")] >= 1
@@ -148,7 +153,7 @@ def test_a_throttled_list_backs_off_and_retries(backend, fake_cloud):
 
 
 def test_an_unreachable_list_observes_nothing(backend, fake_cloud):
-    refs = submitted(backend, 5)
+    refs = submitted(backend, 5, fake_cloud)
     fake_cloud.set_faults(server_error=1.0, operations={"ListCustomJobs"})
     assert backend.poll(refs) == {}  # the core backs these jobs off; nothing is called failed
 
@@ -156,7 +161,7 @@ def test_an_unreachable_list_observes_nothing(backend, fake_cloud):
 def test_no_request_starts_after_the_deadline(backend, fake_cloud):
     import time
 
-    refs = submitted(backend, 5)
+    refs = submitted(backend, 5, fake_cloud)
     calls = sum(fake_cloud.calls.values())
     assert backend.poll(refs, deadline=time.monotonic() - 1) == {}
     assert sum(fake_cloud.calls.values()) == calls
@@ -172,7 +177,7 @@ def test_pacing_keeps_reads_under_the_quota(backend):
 
 
 def test_cancel_goes_through_cancelling(backend, fake_cloud):
-    ref, = submitted(backend, 1)
+    ref, = submitted(backend, 1, fake_cloud)
     fake_cloud.vertex.start(ref.remote_id)
     fake_cloud.vertex.cancel_delay_seconds = 60
     backend.cancel(ref)
@@ -185,22 +190,22 @@ def test_cancel_goes_through_cancelling(backend, fake_cloud):
 
 
 def test_cancelling_a_finished_job_is_a_no_op(backend, fake_cloud):
-    ref, = submitted(backend, 1)
+    ref, = submitted(backend, 1, fake_cloud)
     fake_cloud.vertex.complete(ref.remote_id)
     backend.cancel(ref)
     assert fake_cloud.vertex.state_of(ref.remote_id) == "JOB_STATE_SUCCEEDED"
 
 
 def test_logs_come_from_cloud_logging(backend, fake_cloud):
-    ref, = submitted(backend, 1)
+    ref, = submitted(backend, 1, fake_cloud)
     fake_cloud.vertex.write_logs(ref.remote_id, [f"step {i}" for i in range(10)])
     assert backend.logs(ref, tail=3) == ["step 7", "step 8", "step 9"]
     fake_cloud.vertex.write_logs(ref.remote_id, ["worker up"], task="workerpool1-0")
     assert backend.logs(ref, tail=2) == ["[workerpool0-0] step 9", "[workerpool1-0] worker up"]
 
 
-def test_a_job_without_logs_has_an_empty_tail(backend):
-    ref, = submitted(backend, 1)
+def test_a_job_without_logs_has_an_empty_tail(backend, fake_cloud):
+    ref, = submitted(backend, 1, fake_cloud)
     assert backend.logs(ref) == []
 
 
