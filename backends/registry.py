@@ -10,6 +10,7 @@ BACKEND_CLASSES = {
     "local": "backends.local.LocalBackend",
     "sagemaker": "backends.aws.sagemaker.SageMakerBackend",
     "azure-ml": "backends.azure.azureml.AzureMLBackend",
+    "vertex-ai": "backends.gcp.vertex.VertexBackend",
 }
 
 

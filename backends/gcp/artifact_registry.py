@@ -121,10 +121,11 @@ def access_token(service_account: str, iam_url: str, *, fresh: bool = False) -> 
 
 
 def _impersonated(service_account: str, iam_url: str):
-    import google.auth
     from google.auth import impersonated_credentials
 
-    source, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    from backends.gcp.session import source_credentials  # ADC, or the emulator's (TRAIN_CLOUD_EMULATOR)
+
+    source = source_credentials()
     return impersonated_credentials.Credentials(
         source_credentials=source, target_principal=service_account, target_scopes=[CLOUD_PLATFORM_SCOPE],
         lifetime=TOKEN_LIFETIME_SECONDS, iam_endpoint_override=iam_url)

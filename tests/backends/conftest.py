@@ -26,6 +26,7 @@ from tests.backends.azureml_support import (
 from tests.fakecloud import FakeCloud
 from tests.fakecloud.azureml import FakeAzureML
 from tests.fakecloud.sagemaker import FakeSageMaker
+from tests.fakecloud.vertex import FakeVertex
 
 # Train's "own" AWS credentials in tests: fixed dummies, and no instance-metadata lookups.
 AWS_ENV = {
@@ -68,6 +69,7 @@ def fake_cloud(moto_url):
         cloud.fallback_url = moto_url
         cloud.sagemaker = cloud.add(FakeSageMaker()).bind(cloud)
         cloud.azureml = cloud.add(FakeAzureML()).bind(cloud)
+        cloud.vertex = cloud.add(FakeVertex()).bind(cloud)
         yield cloud
         # pytest shows captured output only for a failing test: the seed to replay it (FAKECLOUD_SEED).
         print(f"fake cloud seed {cloud.faults.seed}; calls {dict(cloud.calls)}; faults {dict(cloud.faults.injected)}")
@@ -120,3 +122,49 @@ def azure(fake_cloud, settings):
 @pytest.fixture
 def azure_config(fake_cloud, azure) -> dict:
     return azure_validate_config(config_for(fake_cloud), previous={})
+
+
+# --- Vertex AI ---------------------------------------------------------------------------------------
+# The tenant service account Train impersonates, and its description naming the Train account it serves.
+TENANT_SA = "train-access@acme-ml.iam.gserviceaccount.com"
+RUN_AS_SA = "trainer@acme-ml.iam.gserviceaccount.com"
+VERTEX_CONFIG = {
+    "project": "acme-ml", "region": "europe-west4", "service_account": RUN_AS_SA,
+    "impersonate_service_account": TENANT_SA, "base_output_uri": "gs://acme-models/train",
+    "artifact_registry_repository": "europe-west4-docker.pkg.dev/acme-ml/train-images",
+}
+# For worker subprocesses: every Google call to the fake cloud, fast polling, short read timeouts.
+VERTEX_WORKER_ENV = {"TRAIN_VERTEX_AI_POLL_SECONDS": "1,2", "TRAIN_GOOGLE_READ_TIMEOUT_SECONDS": "1"}
+
+
+@pytest.fixture
+def google_emulated(fake_cloud, settings):
+    """TRAIN_CLOUD_EMULATOR at the fake cloud (Train's own Google credentials come from its /token), and
+    the tenant service account Train may impersonate, owned by acme."""
+    from backends.gcp import artifact_registry
+    from backends.gcp.session import google_sessions_clear
+    from backends.gcp.vertex import active_lists_clear
+
+    settings.TRAIN_CLOUD_EMULATOR = fake_cloud.url
+    settings.TRAIN_GOOGLE_READ_TIMEOUT_SECONDS = 1
+    fake_cloud.vertex.service_accounts[TENANT_SA] = "Train jobs of acme. train-account=acme"
+    google_sessions_clear()
+    active_lists_clear()
+    artifact_registry._cache.clear()
+    yield {**VERTEX_WORKER_ENV, "TRAIN_CLOUD_EMULATOR": fake_cloud.url}
+    google_sessions_clear()
+    active_lists_clear()
+    artifact_registry._cache.clear()
+
+
+@pytest.fixture
+def vertex_config(google_emulated) -> dict:
+    from backends.gcp.config import validate_config
+
+    return validate_config(dict(VERTEX_CONFIG), previous={})
+
+
+@pytest.fixture
+def vertex_account(acme, vertex_config):
+    BackendConfig.objects.create(account=acme, backend="vertex-ai", config=vertex_config)
+    return acme
