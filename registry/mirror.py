@@ -47,10 +47,13 @@ class MirrorTarget:
     realm_hosts: tuple[str, ...] = ()
     ensure_repository: Callable[[], None] | None = None
     parallel_blobs: int = DEFAULT_PARALLEL_BLOBS
+    # Where Train connects, when not the registry itself (a proxy, a private endpoint, an emulator):
+    # `registry`, and so `reference()` and the Mirror row, still name the registry the cloud pulls from.
+    endpoint: str = ""
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.registry}"
+        return self.endpoint or f"{self.scheme}://{self.registry}"
 
     def client(self) -> OciClient:
         return OciClient(self.url, self.credentials, realm_hosts=self.realm_hosts)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -38,19 +38,6 @@ USERNAME = "AWS"  # ECR's registry login user is always AWS; the token is the pa
 EXPIRY_MARGIN = timedelta(minutes=5)
 SCAN_ON_PUSH = "ecr_scan_on_push"
 TAG_IMMUTABILITY = "ecr_tag_immutability"
-
-
-@dataclass(frozen=True)
-class EcrTarget(MirrorTarget):
-    """A MirrorTarget whose pushes may go to another endpoint than the registry the cloud pulls from:
-    `registry` (and so `reference()` and the Mirror row) names the ECR registry; `endpoint`, when set,
-    is the URL Train connects to instead (the account's `registry_endpoint`)."""
-
-    endpoint: str = field(default="")
-
-    @property
-    def url(self) -> str:
-        return self.endpoint or super().url
 
 
 @dataclass(frozen=True)
@@ -128,7 +115,7 @@ def repository_ensurer(config: dict, name: str):
     return ensure
 
 
-def ecr_target(config: dict, repository: str) -> EcrTarget:
+def ecr_target(config: dict, repository: str) -> MirrorTarget:
     """The ECR mirror target of Train's `repository` for an account's (pinned) sagemaker configuration,
     or BackendError (no login, a repository name ECR refuses, an endpoint no longer allowed)."""
     prefix = config.get("ecr_repository_prefix") or DEFAULT_ECR_PREFIX
@@ -144,7 +131,7 @@ def ecr_target(config: dict, repository: str) -> EcrTarget:
         except EndpointError as exc:
             raise BackendError(f"The configured registry_endpoint is not allowed: {exc}", permanent=True) from exc
     login = authorization(config)
-    return EcrTarget(
+    return MirrorTarget(
         registry=registry_host(login.proxy_endpoint), repository=name, label=LABEL,
         credentials=TokenProvider(config, login.credentials), endpoint=endpoint,
         scheme=parse_endpoint(endpoint).scheme if endpoint else "https",

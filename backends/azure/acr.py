@@ -121,9 +121,9 @@ def acr_app_target(*, registry_name: str, repository: str, tenant_id: str, app: 
                              client_secret="", authority="", fresh=fresh,
                              entra=lambda: entra_token(fresh))
 
-    return AcrTarget(registry=registry, repository=repository, scheme=scheme, label="ACR",
-                     credentials=RenewingProvider(fetch), ensure_repository=ensure_repository,
-                     endpoint=f"{scheme}://{host}" if registry_endpoint_url else "")
+    return MirrorTarget(registry=registry, repository=repository, scheme=scheme, label="ACR",
+                        credentials=RenewingProvider(fetch), ensure_repository=ensure_repository,
+                        endpoint=f"{scheme}://{host}" if registry_endpoint_url else "")
 
 
 @dataclasses.dataclass(frozen=True)

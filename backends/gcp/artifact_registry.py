@@ -89,12 +89,13 @@ def artifact_registry_target(*, project: str, region: str, repository: str, serv
     if iam_endpoint_url:
         iam_base = checked_endpoint_url(iam_endpoint_url, allowed_hosts=allowed)
     iam_url = iam_base + GENERATE_ACCESS_TOKEN_PATH.format(service_account)
-    scheme, host = "https", f"{region}-docker.pkg.dev"
+    # An override (an emulator, Private Service Connect) is only where Train connects: the job still
+    # pulls from the regional host, which is what the reference names.
+    endpoint = ""
     if registry_endpoint_url:
-        endpoint = parse_endpoint(checked_endpoint_url(registry_endpoint_url, allowed_hosts=allowed))
-        scheme, host = endpoint.scheme, endpoint.url.split("://", 1)[1]
-    return MirrorTarget(registry=host, repository=f"{project}/{repository}/{path}", scheme=scheme,
-                        label="Artifact Registry", ensure_repository=ensure_repository,
+        endpoint = parse_endpoint(checked_endpoint_url(registry_endpoint_url, allowed_hosts=allowed)).url
+    return MirrorTarget(registry=f"{region}-docker.pkg.dev", repository=f"{project}/{repository}/{path}",
+                        endpoint=endpoint, label="Artifact Registry", ensure_repository=ensure_repository,
                         credentials=RenewingProvider(lambda fresh: access_token(service_account, iam_url,
                                                                                 fresh=fresh)))
 

@@ -87,14 +87,14 @@ def impersonated(service_account: str):
         iam_endpoint_override=generate_access_token_url(service_account))
 
 
-@dataclass(frozen=True)
-
 def google_read_timeout_seconds() -> int:
     """How long a Google API call (Vertex AI, IAM Credentials, Cloud Logging) may wait for its answer; a
     create that times out is looked up by its train-job-id label before another try:
     TRAIN_VERTEX_AI_READ_TIMEOUT_SECONDS, or TRAIN_GOOGLE_READ_TIMEOUT_SECONDS."""
     return read_timeout_seconds("vertex-ai", aliases=("TRAIN_GOOGLE_READ_TIMEOUT_SECONDS",))
 
+
+@dataclass(frozen=True)
 class GoogleTarget:
     """Where and as whom Train calls Google for one account."""
 

@@ -31,7 +31,8 @@ RUN_SECONDS = 3  # how long each job runs in the fake
 # config files, no instance metadata. Anything that still consults the credential chain fails.
 NO_AWS_CREDENTIALS = {"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
                       "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
-FAST_POLLING = {"TRAIN_SAGEMAKER_POLL_SECONDS": "1,2", "TRAIN_AZURE_ML_POLL_SECONDS": "1,2"}
+FAST_POLLING = {"TRAIN_SAGEMAKER_POLL_SECONDS": "1,2", "TRAIN_AZURE_ML_POLL_SECONDS": "1,2",
+                "TRAIN_VERTEX_AI_POLL_SECONDS": "1,2"}
 PUSHED = "localhost:8000/acme/trainer:v1"  # an image in Train's registry (the test settings' host)
 
 
@@ -94,6 +95,38 @@ def azure_image(emulator: str, config: dict, key: str) -> str:
     return azure_get(emulator, job["properties"]["environmentId"])["properties"]["image"]
 
 
+VERTEX = {"project": "acme-ml", "region": "europe-west4", "service_account": "trainer@acme-ml.iam.gserviceaccount.com",
+          # The emulator's convention: train-<account>@… names that Train account in its description.
+          "impersonate_service_account": "train-acme@acme-ml.iam.gserviceaccount.com",
+          "base_output_uri": "gs://acme-models/train",
+          "artifact_registry_repository": "europe-west4-docker.pkg.dev/acme-ml/train-images"}
+
+
+def vertex_get(emulator: str, path: str) -> dict:
+    """A Vertex AI read as the tenant service account: the emulator's refresh grant, then IAM
+    Credentials generateAccessToken, as any Google client would."""
+    from backends.gcp.session import EMULATOR_REFRESH_TOKEN
+
+    source = requests.post(f"{emulator}/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": EMULATOR_REFRESH_TOKEN}).json()["access_token"]
+    access = requests.post(f"{emulator}/v1/projects/-/serviceAccounts/{VERTEX['impersonate_service_account']}"
+                           ":generateAccessToken", json={"scope": ["https://www.googleapis.com/auth/cloud-platform"]},
+                           headers={"Authorization": f"Bearer {source}"}, timeout=10).json()["accessToken"]
+    answer = requests.get(f"{emulator}{path}", headers={"Authorization": f"Bearer {access}"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def vertex_listing(emulator: str, config: dict) -> list[str]:
+    path = f"/v1/projects/{config['project']}/locations/{config['region']}/customJobs"
+    return [job["name"] for job in vertex_get(emulator, path).get("customJobs", [])]
+
+
+def vertex_image(emulator: str, config: dict, key: str) -> str:
+    job = vertex_get(emulator, f"/v1/{key}")
+    return job["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["imageUri"]
+
+
 @dataclass(frozen=True)
 class Emulated:
     backend: str
@@ -127,6 +160,15 @@ EMULATED = [
         mirrored=lambda config, digest: f"{config['acr']}/train/acme/trainer@{digest}",
         prepare=azure_workspace,
     ), id="azure-ml"),
+    pytest.param(Emulated(
+        backend="vertex-ai", config=VERTEX,
+        body={"name": "emulated", "backend": "vertex-ai",
+              "image": f"europe-west4-docker.pkg.dev/acme-ml/images/trainer@sha256:{'ab' * 32}",
+              "command": ["python", "train.py"], "resources": {"machine_type": "g2-standard-12"},
+              "storage_mounts": [{"source": "gs://acme-data/corpus", "mode": "ro"}]},
+        listing=vertex_listing, remote_key=lambda job: job.remote_id, remote_image=vertex_image,
+        mirrored=lambda config, digest: f"{config['artifact_registry_repository']}/acme/trainer@{digest}",
+    ), id="vertex-ai"),
 ]
 
 
