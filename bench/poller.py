@@ -12,7 +12,8 @@ so), destroyed at the end. Prints a table, then one JSON line.
 
 What a cloud contributes is `bench/pollers/<backend with '-' as '_'>.py`:
     BACKEND, READ_QUOTA_PER_MINUTE (int or None), install(cloud) -> fake, configure(cloud) -> config,
-    seed_job(fake, job, config), change(fake, job, finish=), is_active(fake, job), describe_each().
+    seed_job(fake, job, config), change(fake, job, finish=), is_active(fake, job), describe_each(), and
+    optionally between_cycles() (drop what the adapter caches for less than a poll interval).
 `seed_job` gets an unsaved Job row with the neutral fields set; it sets `remote_name`, `remote_id` and
 whatever else the cloud's jobs carry (image, resources, remote_status), and inserts the running remote
 job into the fake without a create call, unchanged for an hour.
@@ -82,6 +83,9 @@ def cycle(poller, cloud: FakeCloud, fake, jobs: list[Job], change: float, rng: r
     changed = rng.sample(active, int(len(jobs) * change))
     for index, job in enumerate(changed):
         poller.change(fake, job, finish=bool(index % 2))
+    # Cycles run back to back here, but in service they are at least the poll interval apart: a
+    # plugin may drop what its adapter caches for shorter than that (Vertex AI's active-job list).
+    getattr(poller, "between_cycles", lambda: None)()
     due = Job.objects.filter(status__in=ACTIVE_STATUSES)
     due.update(next_poll_at=timezone.now() - timedelta(seconds=1))
     count = due.count()

@@ -41,6 +41,9 @@ def configure(cloud) -> dict:
 
 
 def seed_job(fake: FakeAzureML, job, config: dict) -> None:
+    job.image = "benchimages.azurecr.io/trainer@sha256:" + "ab" * 32
+    job.resources = {"machine_type": "Standard_NC24ads_A100_v4", "instance_count": 1}
+    job.remote_status = "Running"
     job.remote_name = AzureMLBackend.remote_name(job.id)
     request = build_request(job_spec(job), job.remote_name, config)
     job.remote_id = request["job"]["path"]
