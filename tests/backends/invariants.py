@@ -4,14 +4,16 @@ the sweeper, and the invariants every fault scenario must leave true.
 The invariants read the cloud through its fake's neutral scripting API (`CloudFake` below), which every
 fake in tests/fakecloud implements, so one set of checks covers SageMaker, Vertex AI and Azure ML."""
 
+import random
+import threading
 import time
 from typing import Protocol
 
 from django.contrib.auth import get_user_model
 
 from backends.models import BackendConfig
-from jobs.models import TERMINAL_STATUSES, Job, JobEvent, Submission
-from jobs.services import job_create
+from jobs.models import TERMINAL_STATUSES, Job, JobEvent, JobStatus, Submission
+from jobs.services import job_cancel, job_create
 from jobs.sweeping import jobs_sweep
 from tests.backends.test_sagemaker_request import ECR_IMAGE
 from tests.support.processes import wait_until
@@ -32,6 +34,14 @@ class CloudFake(Protocol):
     def jobs_tagged(self, job_id: str) -> list[str]: ...  # keys of every remote job labelled with job_id
     def finished_at(self, key: str) -> float | None: ...  # when the cloud recorded its end (epoch s)
     def deliveries_between(self, key: str, start: float, end: float) -> int: ...  # answers carrying it
+    # For scenarios that script the cloud: the operation a cancel arrives as (the core's call counter
+    # names it), gates that hold a cancel until set, and whether a job still runs.
+    cancel_operation: str
+    cancel_gates: dict
+
+    def start(self, key: str) -> None: ...
+    def complete(self, key: str) -> None: ...
+    def is_running(self, key: str) -> bool: ...
 
 
 # What a SageMaker job of the fault scenarios looks like; other clouds pass their own `body`.
@@ -112,3 +122,37 @@ def assert_invariants(fake: CloudFake, expected: dict[str, str]) -> None:
         if ended is not None:
             seen = fake.deliveries_between(key, ended, terminal.get().at.timestamp())
             assert seen <= MAX_DELIVERIES_BEFORE_TERMINAL, f"{job.id}: terminal only after {seen} answers"
+
+
+def race_cancels_with_completion(fake: CloudFake, cloud, ids: list[str], *, seed: int) -> dict[str, str]:
+    """Cancel running jobs while the cloud may complete them: each cancel is held at the fake's gate
+    as it arrives, and then either the job completes first (completion must win) or the cancel lands
+    first. Runs with a worker started by the caller; returns the outcome each job must end with, after
+    every job is terminal. Both orders happen (with 4 jobs and this seed)."""
+    rng = random.Random(seed)
+    jobs = wait_submitted(ids, timeout=60)
+    for job in jobs:
+        fake.start(fake.remote_key(job))
+        fake.cancel_gates[fake.remote_key(job)] = threading.Event()
+    wait_until(lambda: all(j.status == JobStatus.IN_PROGRESS for j in Job.objects.filter(pk__in=ids)),
+               timeout=30, message="jobs running")
+    for job in Job.objects.filter(pk__in=ids):
+        job_cancel(job=job, actor="test")
+    expected, waiting = {}, list(jobs)
+    while waiting:  # take each cancel as it reaches the cloud (two task workers: they arrive in turns)
+        job = wait_until(lambda: next((j for j in waiting if cloud.resource_calls[
+            (fake.name, fake.cancel_operation, fake.remote_key(j))]), None), timeout=30, message="a cancel to arrive")
+        waiting.remove(job)
+        key = fake.remote_key(job)
+        if rng.random() < 0.5:  # the job completes while its cancel is in flight: completion wins
+            fake.complete(key)
+            fake.cancel_gates[key].set()
+            expected[job.id] = JobStatus.COMPLETED
+        else:  # the cancel lands first
+            fake.cancel_gates[key].set()
+            wait_until(lambda key=key: not fake.is_running(key), timeout=15, message="the cancel to apply")
+            expected[job.id] = JobStatus.CANCELED
+    wait_terminal(ids, timeout=60)
+    assert set(expected.values()) == {JobStatus.COMPLETED, JobStatus.CANCELED}, "both orders exercised"
+    assert all(job.cancel_requested_at for job in Job.objects.filter(pk__in=ids))
+    return expected

@@ -3,8 +3,6 @@ its commit, 30 % cloud faults (throttling with Retry-After, 5xx, timeouts, timeo
 applied), two pollers at once, and a cancel racing the job's completion. Each ends with the invariants
 in tests/backends/invariants.py, read through the fake's neutral API."""
 
-import random
-import threading
 
 import pytest
 from django.conf import settings
@@ -13,10 +11,18 @@ from jobs.models import Job, JobStatus, Submission
 from jobs.services import job_cancel
 from tests.backends.azureml_support import azure_env
 from tests.backends.conftest import SEED, WORKER_ENV
-from tests.backends.invariants import Sweeper, assert_invariants, configure, create_jobs, wait_submitted, wait_terminal
+from tests.backends.invariants import (
+    Sweeper,
+    assert_invariants,
+    configure,
+    create_jobs,
+    race_cancels_with_completion,
+    wait_submitted,
+    wait_terminal,
+)
 from tests.backends.test_azureml_submit import AZURE_BODY
 from tests.backends.test_sagemaker_faults import QUICK_REDELIVERY, stop_now
-from tests.support.processes import qcluster, wait_until
+from tests.support.processes import qcluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -82,35 +88,10 @@ def test_two_pollers_at_once(acme, azure_config, fake_cloud, azure, tmp_path):
 
 def test_cancel_racing_completion(acme, azure_config, fake_cloud, azure, tmp_path):
     configure(acme, azure_config, "azure-ml")
-    rng = random.Random(SEED)
     # The cancel waits at a barrier in the fake; give it time to be released rather than time out.
     with qcluster(tmp_path, **env(fake_cloud, TRAIN_AZURE_READ_TIMEOUT_SECONDS="10")) as worker:
         ids = create_jobs(acme, 4, body=AZURE_BODY)
-        jobs = wait_submitted(ids, timeout=60)
-        for job in jobs:
-            azure.start(job.remote_name)
-            azure.cancel_gates[job.remote_name] = threading.Event()
-        wait_until(lambda: all(j.status == JobStatus.IN_PROGRESS for j in Job.objects.filter(pk__in=ids)),
-                   timeout=30, message="jobs running")
-        for job in Job.objects.filter(pk__in=ids):
-            job_cancel(job=job, actor="test")
-        expected, waiting = {}, list(jobs)
-        while waiting:
-            job = wait_until(lambda: next((j for j in waiting if fake_cloud.resource_calls[
-                ("azureml", "CancelJob", j.remote_name)]), None), timeout=30, message="a cancel to arrive")
-            waiting.remove(job)
-            gate = azure.cancel_gates[job.remote_name]
-            if rng.random() < 0.5:  # the job completes while its cancel is in flight: completion wins
-                azure.complete(job.remote_name)
-                gate.set()
-                expected[job.id] = JobStatus.COMPLETED
-            else:
-                gate.set()
-                wait_until(lambda name=job.remote_name: azure.status_of(name) != "Running",
-                           timeout=15, message="the cancel to apply")
-                expected[job.id] = JobStatus.CANCELED
-        wait_terminal(ids, timeout=60)
+        expected = race_cancels_with_completion(azure, fake_cloud, ids, seed=SEED)
         stop_now(worker)
-    assert set(expected.values()) == {JobStatus.COMPLETED, JobStatus.CANCELED}, "both orders exercised"
     assert_invariants(azure, expected)
     assert Job.objects.filter(pk__in=ids, submission=Submission.SUBMITTED).count() == len(ids)

@@ -2,9 +2,7 @@
 a worker killed between the create and its commit, 30 % cloud faults, two pollers at once, and a
 cancel racing the job's completion. Each ends with the invariants in tests/backends/invariants.py."""
 
-import random
 import signal
-import threading
 
 import pytest
 from django.conf import settings
@@ -18,11 +16,12 @@ from tests.backends.invariants import (
     assert_invariants,
     configure,
     create_jobs,
+    race_cancels_with_completion,
     wait_submitted,
     wait_terminal,
 )
 from tests.support.concurrency import run_at_once
-from tests.support.processes import qcluster, stop_group, wait_until
+from tests.support.processes import qcluster, stop_group
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -113,36 +112,10 @@ def test_concurrent_poll_cycles_claim_each_job_once(acme, sagemaker_config, fake
 
 def test_cancel_racing_completion(acme, sagemaker_config, fake_cloud, tmp_path):
     configure(acme, sagemaker_config)
-    rng = random.Random(SEED)
     # The Stop waits at a barrier in the fake cloud; give it time to be released rather than time out.
     with qcluster(tmp_path, **{**WORKER_ENV, "TRAIN_AWS_READ_TIMEOUT_SECONDS": 10}) as worker:
         ids = create_jobs(acme, 4)
-        jobs = wait_submitted(ids, timeout=60)
-        for job in jobs:
-            fake_cloud.sagemaker.start(job.remote_name)
-            fake_cloud.sagemaker.stop_gates[job.remote_name] = threading.Event()
-        wait_until(lambda: all(j.status == JobStatus.IN_PROGRESS for j in Job.objects.filter(pk__in=ids)),
-                   timeout=30, message="jobs running")
-        for job in Job.objects.filter(pk__in=ids):
-            job_cancel(job=job, actor="test")
-        expected, waiting = {}, list(jobs)
-        while waiting:  # take each stop as it reaches the cloud (two workers: they arrive in turns)
-            job = wait_until(lambda: next((j for j in waiting if fake_cloud.resource_calls[
-                ("sagemaker", "StopTrainingJob", j.remote_name)]), None), timeout=30, message="a stop to arrive")
-            waiting.remove(job)
-            gate = fake_cloud.sagemaker.stop_gates[job.remote_name]
-            if rng.random() < 0.5:  # the job completes while its stop is in flight: completion wins
-                fake_cloud.sagemaker.complete(job.remote_name)
-                gate.set()
-                expected[job.id] = JobStatus.COMPLETED
-            else:  # the stop lands first
-                gate.set()
-                wait_until(lambda name=job.remote_name: fake_cloud.sagemaker.status_of(name) != "InProgress",
-                           timeout=15, message="the stop to apply")
-                expected[job.id] = JobStatus.CANCELED
-        wait_terminal(ids, timeout=60)
+        expected = race_cancels_with_completion(fake_cloud.sagemaker, fake_cloud, ids, seed=SEED)
         stop_now(worker)
-    assert set(expected.values()) == {JobStatus.COMPLETED, JobStatus.CANCELED}, "both orders exercised"
-    assert all(job.cancel_requested_at for job in Job.objects.filter(pk__in=ids))
     assert_invariants(fake_cloud.sagemaker, expected)
     assert Job.objects.filter(pk__in=ids, submission=Submission.SUBMITTED).count() == len(ids)

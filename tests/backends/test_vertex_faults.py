@@ -3,9 +3,7 @@ create): a worker killed between the create and its commit, 30 % cloud faults in
 whose answer is lost, two pollers at once, and a cancel racing the job's completion. Each ends with the
 invariants in tests/backends/invariants.py."""
 
-import random
 import signal
-import threading
 
 import pytest
 from django.conf import settings
@@ -13,8 +11,16 @@ from django.conf import settings
 from jobs.models import Job, JobStatus, Submission
 from jobs.services import job_cancel
 from tests.backends.conftest import SEED
-from tests.backends.invariants import Sweeper, assert_invariants, configure, create_jobs, wait_submitted, wait_terminal
-from tests.support.processes import qcluster, stop_group, wait_until
+from tests.backends.invariants import (
+    Sweeper,
+    assert_invariants,
+    configure,
+    create_jobs,
+    race_cancels_with_completion,
+    wait_submitted,
+    wait_terminal,
+)
+from tests.support.processes import qcluster, stop_group
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -97,37 +103,11 @@ def test_two_pollers_at_once(acme, vertex_config, google_emulated, fake_cloud, t
 
 def test_cancel_racing_completion(acme, vertex_config, google_emulated, fake_cloud, tmp_path):
     configure(acme, vertex_config, "vertex-ai")
-    rng = random.Random(SEED)
     vertex = fake_cloud.vertex
     # The cancel waits at a barrier in the fake cloud; give it time to be released rather than time out.
     with qcluster(tmp_path, **{**google_emulated, "TRAIN_GOOGLE_READ_TIMEOUT_SECONDS": 10}) as worker:
         ids = create_jobs(acme, 4, body=VERTEX_BODY)
-        jobs = wait_submitted(ids, timeout=60)
-        for job in jobs:
-            vertex.start(job.remote_id)
-            vertex.cancel_gates[job.remote_id] = threading.Event()
-        wait_until(lambda: all(j.status == JobStatus.IN_PROGRESS for j in Job.objects.filter(pk__in=ids)),
-                   timeout=30, message="jobs running")
-        for job in Job.objects.filter(pk__in=ids):
-            job_cancel(job=job, actor="test")
-        expected, waiting = {}, list(jobs)
-        while waiting:
-            job = wait_until(lambda: next((j for j in waiting if fake_cloud.resource_calls[
-                ("vertex", "CancelCustomJob", j.remote_id)]), None), timeout=30, message="a cancel to arrive")
-            waiting.remove(job)
-            gate = vertex.cancel_gates[job.remote_id]
-            if rng.random() < 0.5:  # the job completes while its cancel is in flight: completion wins
-                vertex.complete(job.remote_id)
-                gate.set()
-                expected[job.id] = JobStatus.COMPLETED
-            else:
-                gate.set()
-                wait_until(lambda name=job.remote_id: vertex.state_of(name) != "JOB_STATE_RUNNING",
-                           timeout=15, message="the cancel to apply")
-                expected[job.id] = JobStatus.CANCELED
-        wait_terminal(ids, timeout=60)
+        expected = race_cancels_with_completion(vertex, fake_cloud, ids, seed=SEED)
         stop_now(worker)
-    assert set(expected.values()) == {JobStatus.COMPLETED, JobStatus.CANCELED}, "both orders exercised"
-    assert all(job.cancel_requested_at for job in Job.objects.filter(pk__in=ids))
     assert_invariants(vertex, expected)
     assert Job.objects.filter(pk__in=ids, submission=Submission.SUBMITTED).count() == len(ids)

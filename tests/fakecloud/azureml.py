@@ -433,6 +433,11 @@ class FakeAzureML:
         with self.cloud.lock:
             self.runtime[self._find(name)]["logs"][file] = "".join(f"{line}\n" for line in lines)
 
+    cancel_operation = "CancelJob"
+
+    def is_running(self, name: str) -> bool:
+        return self.status_of(name) == "Running"
+
     def status_of(self, name: str) -> str:
         with self.cloud.lock:
             return self._settle(self._find(name))["properties"]["status"]

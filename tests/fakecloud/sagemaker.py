@@ -54,7 +54,7 @@ class FakeSageMaker:
         self.tags: dict[str, list] = {}  # arn -> tags
         self.creates: list[dict] = []  # every applied CreateTrainingJob request, in order
         self.observed: dict[str, list[float]] = {}  # name -> when a caller received the job's record
-        self.stop_gates: dict[str, threading.Event] = {}  # name -> StopTrainingJob waits until it is set
+        self.cancel_gates: dict[str, threading.Event] = {}  # name -> StopTrainingJob waits until it is set
         self._stop_at: dict[str, float] = {}
         self._shown: list[str] = []  # records in the answer being built (dispatch runs under the lock)
         self._observed_lock = threading.Lock()
@@ -71,8 +71,8 @@ class FakeSageMaker:
         return operation, request.json().get("TrainingJobName", "")
 
     def gate(self, operation: str, resource: str) -> None:
-        if operation == "StopTrainingJob" and resource in self.stop_gates:
-            self.stop_gates[resource].wait(timeout=30)
+        if operation == "StopTrainingJob" and resource in self.cancel_gates:
+            self.cancel_gates[resource].wait(timeout=30)
 
     def fault(self, kind: str) -> FakeResponse:
         if kind == "throttle":
@@ -291,6 +291,10 @@ class FakeSageMaker:
 
     # The neutral part of the scripting API (tests/backends/invariants.CloudFake).
     backend = "sagemaker"
+    cancel_operation = "StopTrainingJob"
+
+    def is_running(self, name: str) -> bool:
+        return self.status_of(name) == "InProgress"
 
     @staticmethod
     def remote_key(job) -> str:

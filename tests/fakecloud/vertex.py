@@ -370,6 +370,11 @@ class FakeVertex:
             job["startTime"] = min(job.get("startTime", time.time()), time.time() - _timeout_seconds(job) - 1)
             self._move(job, "JOB_STATE_CANCELLED", error=CANCELLED)
 
+    cancel_operation = "CancelCustomJob"
+
+    def is_running(self, name: str) -> bool:
+        return self.state_of(name) == "JOB_STATE_RUNNING"
+
     def state_of(self, name: str) -> str:
         with self.cloud.lock:
             return self._settle(self.jobs[name])["state"]
