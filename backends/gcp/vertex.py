@@ -9,6 +9,7 @@ google-auth is imported lazily (decision 0070: a thin REST adapter, no aiplatfor
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -256,6 +257,9 @@ class VertexBackend(Backend):
 
     # --- submission --------------------------------------------------------------------------------
     def submit(self, spec: JobSpec, name: str) -> RemoteRef:
+        from backends.gcp.images import pinned_image
+
+        spec = dataclasses.replace(spec, image=pinned_image(self.config, spec.image))  # a tag runs its digest
         request = self.build_request(spec, name)
         last: BackendError | None = None
         for attempt in range(CREATE_TRIES):

@@ -47,6 +47,20 @@ def _states():
     return f"{jobs} {[(m.state, m.error) for m in Mirror.objects.all()]}"
 
 
+def tag_in_artifact_registry(fake_cloud, path: str, digest: str, tag: str) -> None:
+    """Tag a manifest the account's Artifact Registry repository holds, as its service account would."""
+    from backends.gcp.artifact_registry import artifact_registry_target
+    from registry.client import MANIFEST_ACCEPT
+
+    target = artifact_registry_target(project="acme-ml", region="europe-west4", repository="train-images", path=path,
+                                      service_account=TENANT_SA, iam_endpoint_url=fake_cloud.url,
+                                      registry_endpoint_url=fake_cloud.url)
+    client, repository = target.client(), target.repository
+    manifest = client.request("GET", f"/v2/{repository}/manifests/{digest}", headers={"Accept": MANIFEST_ACCEPT},
+                              scope=f"repository:{repository}:pull")
+    client.manifest_put(repository, tag, manifest.headers["Content-Type"], manifest.content)
+
+
 def wait_for(base, caller, job_id, statuses, *, with_log_tail=False):
     def reached():
         body = requests.get(f"{base}/v1/jobs/{job_id}", headers=caller.http_headers, timeout=5).json()
@@ -76,6 +90,7 @@ def test_an_image_pushed_to_train_runs_on_vertex_ai_by_digest(operator, member, 
             assert created.status_code == 201, created.text
             job_id = created.json()["id"]
             assert created.json()["image_digest"] == built.digest
+            # A tag Train cannot resolve (the repository has no such tag) runs as given.
             doomed = {**BODY, "name": "doomed", "image": "europe-west4-docker.pkg.dev/acme-ml/images/trainer:v1",
                       "resources": {"machine_type": "g2-standard-12"}, "backend_options": {}}
             failing = requests.post(f"{base}/v1/jobs", json=doomed, headers=member.http_headers, timeout=10)
@@ -111,6 +126,20 @@ def test_an_image_pushed_to_train_runs_on_vertex_ai_by_digest(operator, member, 
             assert sent["labels"] == {"team": "nlp", "train-job-id": job.id, "train-account": "acme"}
             assert sent["displayName"] == "llama-sft-4"
             assert vertex.creators == [TENANT_SA, TENANT_SA]
+            doomed_sent = next(body for body in vertex.creates if body["labels"]["train-job-id"] == failing_id)
+            assert doomed_sent["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["imageUri"] == doomed["image"]
+
+            # A tag in the account's Artifact Registry runs the digest it named at submission.
+            tag_in_artifact_registry(fake_cloud, "acme/trainer", built.digest, "stable")
+            tagged = {**BODY, "name": "tagged",
+                      "image": "europe-west4-docker.pkg.dev/acme-ml/train-images/acme/trainer:stable",
+                      "resources": {"machine_type": "g2-standard-12"}, "backend_options": {}}
+            created = requests.post(f"{base}/v1/jobs", json=tagged, headers=member.http_headers, timeout=10)
+            assert created.status_code == 201, created.text
+            wait_until(lambda: len(vertex.creates) == 3, timeout=60, message="the tagged job's custom job")
+            tagged_id = created.json()["id"]
+            tagged_sent = next(body for body in vertex.creates if body["labels"]["train-job-id"] == tagged_id)
+            assert tagged_sent["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["imageUri"] == reference
 
             vertex.start(job.remote_id)
             running = wait_for(base, member, job_id, {"IN_PROGRESS"})
@@ -133,6 +162,6 @@ def test_an_image_pushed_to_train_runs_on_vertex_ai_by_digest(operator, member, 
     assert failed["log_tail"] == ["epoch 1", "CUDA error: out of memory"]
     assert logs == {"lines": ["epoch 1", "CUDA error: out of memory"]}
     assert vertex.jobs_tagged(job_id) == [job.remote_id], "exactly one CustomJob for the job"
-    assert len(vertex.creates) == 2
+    assert len(vertex.creates) == 3
     for each in (job_id, failing_id):
         assert JobEvent.objects.filter(job_id=each, to_status__in=["COMPLETED", "FAILED"]).count() == 1
