@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote
 
 from backends.azure import api
 from backends.azure.entra import ASSERTION_TYPE, EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET
-from tests.fakecloud.core import FakeRequest, FakeResponse
+from tests.fakecloud.core import DeliveryLog, FakeRequest, FakeResponse
 
 WS = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices"
       r"/workspaces/(?P<ws>[^/]+)")
@@ -80,7 +80,7 @@ def _timeout_seconds(job: dict) -> int:
     return int(match.group(1)) if match else 0
 
 
-class FakeAzureML:
+class FakeAzureML(DeliveryLog):
     name = "azureml"
     backend = "azure-ml"
 
@@ -99,10 +99,9 @@ class FakeAzureML:
         self.runtime: dict[str, dict] = {}  # job key -> {"created", "started", "ended", "error", "logs"}
         self.operations: dict[str, str] = {}  # operation id -> job key
         self.creates: list[dict] = []  # every applied job PUT body, in order
-        self.observed: dict[str, list[float]] = {}  # job name -> when a caller received its record
+        self._init_deliveries()
         self.cancel_gates: dict[str, threading.Event] = {}  # job name -> CancelJob waits until it is set
         self._shown: list[str] = []
-        self._observed_lock = threading.Lock()
         self.base = ""
 
     # --- the CloudHandler protocol ---------------------------------------------------------------------
@@ -150,12 +149,6 @@ class FakeAzureML:
         shown = self._shown
         response.on_delivery = lambda: self._record_delivery(shown)
         return response
-
-    def _record_delivery(self, names: list[str]) -> None:
-        now = time.time()
-        with self._observed_lock:
-            for name in names:
-                self.observed.setdefault(name, []).append(now)
 
     # --- Entra ID -------------------------------------------------------------------------------------------
     def _op_EntraToken(self, request: FakeRequest, groups: dict) -> FakeResponse:
@@ -449,10 +442,6 @@ class FakeAzureML:
     def names(self) -> list[str]:
         with self.cloud.lock:
             return [job["name"] for job in self.jobs.values()]
-
-    def deliveries_between(self, name: str, start: float, end: float) -> int:
-        with self._observed_lock:
-            return sum(start <= moment <= end for moment in self.observed.get(name, []))
 
     @staticmethod
     def remote_key(job) -> str:

@@ -50,6 +50,27 @@ class FakeResponse:
         return cls(status, json.dumps(payload, default=str).encode(), {"Content-Type": content_type})
 
 
+class DeliveryLog:
+    """For a cloud's fake: when each job's record reached a caller (answers an injected timeout dropped
+    do not count), which the invariants read to check that Train records an outcome within two answers.
+    `dispatch` collects the keys an answer shows and sets `on_delivery` to `_record_delivery` of them."""
+
+    def _init_deliveries(self) -> None:
+        self.observed: dict[str, list[float]] = {}  # key -> when a caller received the job's record
+        self._observed_lock = threading.Lock()
+
+    def _record_delivery(self, keys: list[str]) -> None:
+        now = time.time()
+        with self._observed_lock:
+            for key in keys:
+                self.observed.setdefault(key, []).append(now)
+
+    def deliveries_between(self, key: str, start: float, end: float) -> int:
+        """How many answers carrying the job's record reached a caller in [start, end]."""
+        with self._observed_lock:
+            return sum(start <= moment <= end for moment in self.observed.get(key, []))
+
+
 class CloudHandler(Protocol):
     """One cloud's fake. `dispatch` runs under the cloud's lock; `gate` runs before it, unlocked, so
     a test can hold a request at a barrier without stopping the rest of the fake."""

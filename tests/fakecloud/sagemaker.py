@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import datetime
 
-from tests.fakecloud.core import FakeRequest, FakeResponse
+from tests.fakecloud.core import DeliveryLog, FakeRequest, FakeResponse
 
 AWS_ACCOUNT = "123456789012"
 REGION_RE = re.compile(r"/([a-z]{2}-[a-z]+-\d)/")
@@ -38,7 +38,7 @@ def _time_value(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-class FakeSageMaker:
+class FakeSageMaker(DeliveryLog):
     name = "sagemaker"
 
     def __init__(self, *, region: str = "eu-west-1", stop_delay_seconds: float = 0.0,
@@ -53,11 +53,10 @@ class FakeSageMaker:
         self.jobs: dict[str, dict] = {}  # name -> the record DescribeTrainingJob returns
         self.tags: dict[str, list] = {}  # arn -> tags
         self.creates: list[dict] = []  # every applied CreateTrainingJob request, in order
-        self.observed: dict[str, list[float]] = {}  # name -> when a caller received the job's record
+        self._init_deliveries()
         self.cancel_gates: dict[str, threading.Event] = {}  # name -> StopTrainingJob waits until it is set
         self._stop_at: dict[str, float] = {}
         self._shown: list[str] = []  # records in the answer being built (dispatch runs under the lock)
-        self._observed_lock = threading.Lock()
 
     # --- the protocol ------------------------------------------------------------------------------
     def matches(self, request: FakeRequest) -> bool:
@@ -91,12 +90,6 @@ class FakeSageMaker:
         shown = self._shown
         response.on_delivery = lambda: self._record_delivery(shown)
         return response
-
-    def _record_delivery(self, names: list[str]) -> None:
-        now = time.time()
-        with self._observed_lock:
-            for name in names:
-                self.observed.setdefault(name, []).append(now)
 
     # --- operations ------------------------------------------------------------------------------------
     def _op_CreateTrainingJob(self, body: dict) -> dict:
@@ -283,11 +276,6 @@ class FakeSageMaker:
     def names(self) -> list[str]:
         with self.cloud.lock:
             return list(self.jobs)
-
-    def deliveries_between(self, name: str, start: float, end: float) -> int:
-        """How many answers carrying the job's record reached a caller in [start, end]."""
-        with self._observed_lock:
-            return sum(start <= moment <= end for moment in self.observed.get(name, []))
 
     # The neutral part of the scripting API (tests/backends/invariants.CloudFake).
     backend = "sagemaker"

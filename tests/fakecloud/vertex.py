@@ -25,7 +25,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
-from tests.fakecloud.core import FakeRequest, FakeResponse
+from tests.fakecloud.core import DeliveryLog, FakeRequest, FakeResponse
 
 PROJECT_NUMBER = "123456789012"
 TERMINAL = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
@@ -95,7 +95,7 @@ class TokenIssuer:
         return subject if kind_ == kind and expiry > time.time() else None
 
 
-class FakeVertex:
+class FakeVertex(DeliveryLog):
     name = "vertex"
     backend = "vertex-ai"
 
@@ -110,12 +110,11 @@ class FakeVertex:
         self.creates: list[dict] = []  # every applied create body, in order
         self.creators: list[str] = []  # the service account that made each create
         self.log_entries: dict[str, list[dict]] = {}  # job number -> entries, oldest first
-        self.observed: dict[str, list[float]] = {}
+        self._init_deliveries()
         self.cancel_gates: dict[str, threading.Event] = {}
         self.auto_run: tuple[float, float] | None = None  # (start after, succeed after) seconds from create
         self._cancel_at: dict[str, float] = {}
         self._shown: list[str] = []
-        self._observed_lock = threading.Lock()
         self._next_id = 4_000_000_000_000_000_000  # Vertex ids: 19 digits
 
     # --- the protocol ------------------------------------------------------------------------------
@@ -162,12 +161,6 @@ class FakeVertex:
         shown = self._shown
         response.on_delivery = lambda: self._record_delivery(shown)
         return response
-
-    def _record_delivery(self, names: list[str]) -> None:
-        now = time.time()
-        with self._observed_lock:
-            for name in names:
-                self.observed.setdefault(name, []).append(now)
 
     # --- credentials ------------------------------------------------------------------------------------
     def _op_OAuthToken(self, request: FakeRequest) -> dict:
@@ -397,10 +390,6 @@ class FakeVertex:
                                "updateTime": now - 3600}
             self._move(self.jobs[name], state)
             return name
-
-    def deliveries_between(self, name: str, start: float, end: float) -> int:
-        with self._observed_lock:
-            return sum(start <= moment <= end for moment in self.observed.get(name, []))
 
     # The neutral part (tests/backends/invariants.CloudFake).
     @staticmethod
