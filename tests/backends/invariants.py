@@ -5,6 +5,7 @@ The invariants read the cloud through its fake's neutral scripting API (`CloudFa
 fake in tests/fakecloud implements, so one set of checks covers SageMaker, Vertex AI and Azure ML."""
 
 import random
+import signal
 import threading
 import time
 from typing import Protocol
@@ -16,11 +17,23 @@ from jobs.models import TERMINAL_STATUSES, Job, JobEvent, JobStatus, Submission
 from jobs.services import job_cancel, job_create
 from jobs.sweeping import jobs_sweep
 from tests.backends.test_sagemaker_request import ECR_IMAGE
-from tests.support.processes import wait_until
+from tests.support.processes import stop_group, wait_until
 
 # The worker polls SageMaker jobs every 1-2 s in these tests; a job the cloud finished must be
 # terminal after at most two answers that carried its final state.
 MAX_DELIVERIES_BEFORE_TERMINAL = 2
+
+
+# Redeliver a killed worker's task after 13 s rather than 20 (retry must exceed the task timeout,
+# which must exceed the poll window by 10 s).
+QUICK_REDELIVERY = {"TRAIN_TASK_TIMEOUT_SECONDS": 12, "TRAIN_TASK_RETRY_SECONDS": 13, "TRAIN_POLL_WINDOW_SECONDS": 1}
+
+
+def stop_now(*workers) -> None:
+    """Kill the workers once the scenario is decided: a graceful qcluster stop waits out its poll loop,
+    and nothing the test checks happens after this point."""
+    for worker in workers:
+        stop_group(worker, signal.SIGKILL)
 
 
 class CloudFake(Protocol):

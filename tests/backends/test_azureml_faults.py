@@ -12,16 +12,17 @@ from jobs.services import job_cancel
 from tests.backends.azureml_support import azure_env
 from tests.backends.conftest import SEED, WORKER_ENV
 from tests.backends.invariants import (
+    QUICK_REDELIVERY,
     Sweeper,
     assert_invariants,
     configure,
     create_jobs,
     race_cancels_with_completion,
+    stop_now,
     wait_submitted,
     wait_terminal,
 )
 from tests.backends.test_azureml_submit import AZURE_BODY
-from tests.backends.test_sagemaker_faults import QUICK_REDELIVERY, stop_now
 from tests.support.processes import qcluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

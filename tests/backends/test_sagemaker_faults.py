@@ -2,7 +2,6 @@
 a worker killed between the create and its commit, 30 % cloud faults, two pollers at once, and a
 cancel racing the job's completion. Each ends with the invariants in tests/backends/invariants.py."""
 
-import signal
 
 import pytest
 from django.conf import settings
@@ -12,30 +11,20 @@ from jobs.polling import jobs_poll_once
 from jobs.services import job_cancel
 from tests.backends.conftest import SEED, WORKER_ENV
 from tests.backends.invariants import (
+    QUICK_REDELIVERY,
     Sweeper,
     assert_invariants,
     configure,
     create_jobs,
     race_cancels_with_completion,
+    stop_now,
     wait_submitted,
     wait_terminal,
 )
 from tests.support.concurrency import run_at_once
-from tests.support.processes import qcluster, stop_group
+from tests.support.processes import qcluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-# Redeliver a killed worker's task after 13 s rather than 20 (retry must exceed the task timeout,
-# which must exceed the poll window by 10 s).
-QUICK_REDELIVERY = {"TRAIN_TASK_TIMEOUT_SECONDS": 12, "TRAIN_TASK_RETRY_SECONDS": 13, "TRAIN_POLL_WINDOW_SECONDS": 1}
-
-
-def stop_now(*workers) -> None:
-    """Kill the workers once the scenario is decided: a graceful qcluster stop waits out its poll loop,
-    and nothing the test checks happens after this point."""
-    for worker in workers:
-        stop_group(worker, signal.SIGKILL)
-
 
 def finish(cloud, jobs: list[Job], outcomes: list[str]) -> dict[str, str]:
     """Finish each job in the fake cloud as told; returns the Train status each outcome means."""

@@ -3,7 +3,6 @@ create): a worker killed between the create and its commit, 30 % cloud faults in
 whose answer is lost, two pollers at once, and a cancel racing the job's completion. Each ends with the
 invariants in tests/backends/invariants.py."""
 
-import signal
 
 import pytest
 from django.conf import settings
@@ -12,19 +11,20 @@ from jobs.models import Job, JobStatus, Submission
 from jobs.services import job_cancel
 from tests.backends.conftest import SEED
 from tests.backends.invariants import (
+    QUICK_REDELIVERY,
     Sweeper,
     assert_invariants,
     configure,
     create_jobs,
     race_cancels_with_completion,
+    stop_now,
     wait_submitted,
     wait_terminal,
 )
-from tests.support.processes import qcluster, stop_group
+from tests.support.processes import qcluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-QUICK_REDELIVERY = {"TRAIN_TASK_TIMEOUT_SECONDS": 12, "TRAIN_TASK_RETRY_SECONDS": 13, "TRAIN_POLL_WINDOW_SECONDS": 1}
 VERTEX_BODY = {
     "backend": "vertex-ai", "image": "europe-west4-docker.pkg.dev/acme-ml/images/trainer:v1",
     "command": ["python", "train.py"], "args": [], "env": {}, "labels": {"suite": "faults"},
@@ -36,11 +36,6 @@ VERTEX_BODY = {
 # The Vertex operations faults are drawn for (Train's token calls stay reliable, as google-auth's own
 # retries are not what these scenarios test).
 VERTEX_OPERATIONS = ("CreateCustomJob", "GetCustomJob", "ListCustomJobs", "CancelCustomJob")
-
-
-def stop_now(*workers) -> None:
-    for worker in workers:
-        stop_group(worker, signal.SIGKILL)
 
 
 def finish(cloud, jobs: list[Job], outcomes: list[str]) -> dict[str, str]:
