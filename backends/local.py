@@ -15,8 +15,6 @@ import fcntl
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from django.conf import settings
 from backends.base import Backend, BackendError, JobSpec, RemoteRef, RemoteStatus, SpecError
 from backends.local_engine import GPU_DEVICE, engine_environment, local_engine
 from backends.local_isolation import can_isolate, secure_data_dir, unreachable_parent
+from backends.local_launcher import Launcher
 from registry.hosts import LOOPBACK_NAMES, is_train_registry
 from registry.reference import InvalidReference, parse_reference
 from registry.tokens import pull_token_issue
@@ -42,6 +41,8 @@ MACHINE_TYPE_RE = re.compile(r"\A(?P<cpus>[0-9]{1,3}(?:\.[0-9]{1,2})?)cpu(?:-(?P
 MIN_MEMORY_MB = 16
 # What a job that ran as a host process shows in its sub_status: its image was recorded, not run.
 PROCESS_NOTE = " (host process; image not run)"
+# Supervisors are forks of a warm launcher, one per process that starts them (backends/local_launcher.py).
+LAUNCHER = Launcher()
 
 
 def _read_json(path: Path) -> dict | None:
@@ -291,11 +292,7 @@ class LocalBackend(Backend):
         needs_pull = not (run / "started").exists() and not (run / "result.json").exists()
         if (container := spec.get("container")) and container.get("repository") and needs_pull:
             self._write_pull_credential(run, container)
-        subprocess.Popen(
-            [sys.executable, "-m", "backends.local_runner", str(run)],
-            cwd=settings.BASE_DIR, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(run / "supervisor.log", "ab"), start_new_session=True, close_fds=True,
-        )
+        LAUNCHER.start_supervisor(run)
 
     def _write_pull_credential(self, run: Path, container: dict) -> None:
         """A fresh one-repository pull token, where the engine reads it (never on a command line)."""

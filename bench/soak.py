@@ -7,9 +7,10 @@ lost, duplicated or wrong.
 
 Starts the gateways and workers with the Procfile's command lines (tests/support/processes.py) on a
 database of its own (destroyed at the end), with the shipped task and poll timers (not the test suite's
-short ones) and `setup_schedules` run as a deployment would. Posts `--rate` local-backend jobs per second
-for `--seconds` (short `sleep` commands, one in ten exiting 3), while a killer SIGKILLs a task worker in
-the middle of a task (a submission, a poll run, ...; the cluster replaces the worker) every 5-10 s.
+short ones), DEBUG off, and `setup_schedules` run as a deployment would. Posts `--rate` local-backend
+jobs per second for `--seconds` (short `sleep` commands, one in ten exiting 3), while a killer SIGKILLs
+a task worker in the middle of a task (a submission, a poll run, ...; the cluster replaces the worker)
+every 5-10 s.
 Then it stops killing and waits for every job to end.
 
 Reports:
@@ -42,6 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TRAIN_DATA_DIR", tempfile.mkdtemp(prefix="train-soak-"))
+# As deployed: DEBUG off (on, Django keeps every query's SQL and timing in memory, in every process).
+os.environ.setdefault("DEBUG", "false")
 # The shipped timers, read from the service's own settings before the test settings shorten them.
 SHIPPED_TIMERS = ["TRAIN_TASK_TIMEOUT_SECONDS", "TRAIN_TASK_RETRY_SECONDS", "TRAIN_POLL_WINDOW_SECONDS",
                   "TRAIN_POLL_TICK_SECONDS", "TRAIN_POLL_LEASE_SECONDS", "TRAIN_POLL_BATCH_SECONDS",

@@ -11,10 +11,29 @@ from jobs.models import WorkerLease
 # run serves them all. It lapses by itself, so a lost task only delays polling until the flag lapses
 # or the schedule runs.
 POLL_QUEUED_FLAG = "poll-queued"
+# The same for submission runs: every new job asks for one, and a run takes every job that is due.
+SUBMIT_QUEUED_FLAG = "submit-queued"
+# A queued run that has not started after this long is presumed lost (or stuck behind a long queue):
+# the next request queues another. Two runs at once are harmless, each job is taken by one claim.
+SUBMIT_QUEUED_SECONDS = 15
 
 
 def enqueue_submit(job_id: str) -> None:
+    """A submit attempt for one job (a stale claim, a job back from its mirror, a cancel to look up)."""
     async_task("jobs.tasks.submit_job", job_id, task_name=f"submit {job_id}")
+
+
+def enqueue_submissions() -> bool:
+    """Queue a submission run unless one is queued already; returns whether this call queued it."""
+    if not WorkerLease.flag_set(SUBMIT_QUEUED_FLAG, SUBMIT_QUEUED_SECONDS):
+        return False
+    async_task("jobs.tasks.submit_due_jobs", task_name="submit due jobs")
+    return True
+
+
+def submission_run_started() -> None:
+    """A submission run started: the next new job queues another, so runs work in parallel under load."""
+    WorkerLease.flag_clear(SUBMIT_QUEUED_FLAG)
 
 
 def enqueue_mirror(mirror_id: int, *, job_id: str | None = None, backend_name: str = "") -> None:

@@ -12,7 +12,7 @@ from backends.services import backend_for_account, backend_for_snapshot
 from jobs import queue
 from jobs.images import image_resolve
 from jobs.models import MIRROR_STAGES, IdempotencyKey, Job, JobStatus, Submission
-from jobs.retries import REDRIVE_AFTER, pending_deadline
+from jobs.retries import pending_deadline
 
 
 class JobConflict(Exception):
@@ -87,14 +87,14 @@ def job_create(*, account, user, data: dict, idempotency_key: str | None = None,
     job.remote_name = backend.remote_name(job.id)
     job.pending_deadline_at = pending_deadline(created_at=job.created_at,
                                                cloud_queue_seconds=backend.max_queue_seconds(spec))
-    job.next_submit_at = job.created_at + REDRIVE_AFTER  # the sweeper's fallback if the task is lost
+    job.next_submit_at = job.created_at  # due now: the next submission run takes it
     try:
         with transaction.atomic():
             job.save(force_insert=True)
             job.record_created(actor=actor)
             if idempotency_key:
                 IdempotencyKey.objects.create(account=account, key=idempotency_key, fingerprint=fingerprint, job=job)
-            queue.enqueue_submit(job.id)
+            queue.enqueue_submissions()
     except IntegrityError:
         # A concurrent request with the same key won the insert; answer as it did.
         if idempotency_key and (existing := _replay(account, idempotency_key, fingerprint)):

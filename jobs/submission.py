@@ -9,11 +9,14 @@ Every call uses the backend configuration pinned on the job. Nothing here knows 
 """
 
 import logging
+import random
+import time
 from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from backends.base import WAITING_CAPACITY, WAITING_QUOTA, BackendError, RemoteRef, SpecError
@@ -28,6 +31,9 @@ from trainsvc import faults
 log = logging.getLogger(__name__)
 
 WAITING_FOR = {WAITING_QUOTA: "Waiting for quota", WAITING_CAPACITY: "Waiting for capacity"}
+# A submission run looks at this many of the longest-due jobs at a time, in random order, so that
+# runs working in parallel mostly take different jobs instead of racing for the oldest one.
+RUN_BATCH = 50
 
 
 def submit_lease() -> timedelta:
@@ -49,6 +55,38 @@ def job_claim_submission(job_id: str) -> Job | None:
         return None
     job.refresh_from_db()
     return job
+
+
+def jobs_due_for_submission(*, now=None):
+    """Jobs whose submit attempt is due: new ones, those a back-off released, and those whose claim
+    lapsed (the worker that held it died: a redelivered run takes them over)."""
+    now = now or timezone.now()
+    return Job.objects.filter(status=JobStatus.PENDING).filter(
+        Q(submission=Submission.WAITING, next_submit_at__lte=now)
+        | Q(submission=Submission.SUBMITTING, submit_claimed_at__lt=now - submit_lease()))
+
+
+def jobs_submit_due(*, deadline: float) -> bool:
+    """Submit due jobs, the longest-due first, until none is left or the monotonic `deadline` passes.
+    Returns whether due jobs remain. Several runs may work at once: each job is taken by one claim,
+    and a job another run took costs one failed conditional update. A run that sees a backlog queues
+    another run, so a burst of new jobs spreads over every free worker."""
+    previous = None
+    while True:
+        due = jobs_due_for_submission().order_by("next_submit_at", "submit_claimed_at")
+        batch = list(due.values_list("pk", flat=True)[:RUN_BATCH])
+        if not batch:
+            return False
+        if set(batch) == previous:
+            return True  # none of them moved on (a claim that keeps failing): leave them to the sweep
+        previous = set(batch)
+        if len(batch) > 1:
+            queue.enqueue_submissions()  # a backlog: the next free worker joins in (and asks for the next)
+        random.shuffle(batch)
+        for job_id in batch:
+            if time.monotonic() >= deadline:
+                return True
+            job_submit(job_id)
 
 
 def job_submit(job_id: str) -> None:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from jobs import queue
 from jobs.models import ACTIVE_STATUSES, Effect, Job, JobEvent, JobStatus, Submission
 from jobs.retries import REDRIVE_AFTER
-from jobs.submission import submit_lease
+from jobs.submission import jobs_due_for_submission
 from registry.mirror import mirrors_due
 from registry.models import MirrorState
 
@@ -29,18 +29,21 @@ class SweepReport:
     expired: int = 0
     effects_redriven: int = 0
     mirrors_redriven: int = 0
+    submission_runs: int = 0
 
 
 def jobs_sweep(*, now=None) -> SweepReport:
     now = now or timezone.now()
     report = SweepReport()
     report.expired = _expire_pending(now)
-    due = Job.objects.filter(status=JobStatus.PENDING).filter(
-        Q(submission=Submission.WAITING, next_submit_at__lte=now)
-        | Q(submission=Submission.WAITING, next_submit_at__isnull=True, created_at__lt=now - REDRIVE_AFTER)
-        | Q(submission=Submission.SUBMITTING, submit_claimed_at__lt=now - submit_lease())
-    )
-    for job_id in due.values_list("pk", flat=True):
+    # Due jobs (new ones, those whose back-off ended, those whose worker died holding the claim) are
+    # taken by a submission run: make sure one is queued. It is a no-op while one waits in the queue.
+    if jobs_due_for_submission(now=now).exists() and queue.enqueue_submissions():
+        report.submission_runs += 1
+    # One attempt each for a job whose task was lost after its mirror.
+    lost = Job.objects.filter(status=JobStatus.PENDING, submission=Submission.WAITING, next_submit_at__isnull=True,
+                              created_at__lt=now - REDRIVE_AFTER)
+    for job_id in lost.values_list("pk", flat=True):
         queue.enqueue_submit(job_id)
         report.resubmitted += 1
     unconfirmed = Job.objects.filter(

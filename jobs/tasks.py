@@ -9,15 +9,30 @@ from jobs import queue
 from jobs.effects import event_run_effects
 from jobs.mirroring import mirror_drive
 from jobs.polling import jobs_poll_loop
-from jobs.submission import job_cancel_remote, job_submit
+from jobs.submission import job_cancel_remote, job_submit, jobs_submit_due
 from jobs.sweeping import jobs_sweep
 
 # A poll run stops this long before the task timeout, leaving time to record the last batch and hand over.
 POLL_TASK_MARGIN_SECONDS = 10
+# A submission run takes no new job after half the task timeout: one submission can take a while (a
+# slow cloud, its retries), and the rest of the due jobs go to the run it hands over to.
+SUBMIT_RUN_SHARE = 0.5
 
 
 def submit_job(job_id: str) -> None:
     job_submit(job_id)
+
+
+def submit_due_jobs() -> None:
+    """A submission run: every job due for a submit attempt, until none is left (jobs.submission)."""
+    deadline = time.monotonic() + settings.TRAIN_TASK_TIMEOUT_SECONDS * SUBMIT_RUN_SHARE
+    remaining = True  # if the run fails, a successor still takes the due jobs
+    try:
+        queue.submission_run_started()
+        remaining = jobs_submit_due(deadline=deadline)
+    finally:
+        if remaining:
+            queue.enqueue_submissions()
 
 
 def mirror_image(mirror_id: int, job_id: str | None = None, backend_name: str = "") -> None:

@@ -1,9 +1,10 @@
 """`Idempotency-Key` on POST /v1/jobs: a retried request gets the first job back, never a second one."""
 
 from jobs.models import IdempotencyKey, Job
+from jobs.submission import jobs_due_for_submission
 from tests.support.jobs import job_body, queued_tasks
 
-SUBMIT = "jobs.tasks.submit_job"
+SUBMISSION_RUN = "jobs.tasks.submit_due_jobs"
 
 
 def post(api, caller, body, key):
@@ -11,7 +12,9 @@ def post(api, caller, body, key):
 
 
 def submits() -> list[tuple]:
-    return [args for func, args in queued_tasks() if func == SUBMIT]
+    """The jobs a submission run will send to their backend (and one such run is queued)."""
+    assert [func for func, _args in queued_tasks()] == [SUBMISSION_RUN]
+    return [(job_id,) for job_id in jobs_due_for_submission().order_by("created_at").values_list("pk", flat=True)]
 
 
 def test_the_same_key_and_body_return_the_same_job(api, operator):

@@ -9,9 +9,9 @@ from django.utils import timezone
 from backends.base import WAITING_QUOTA, BackendError
 from jobs.models import Job, JobStatus, Submission
 from jobs.retries import SUBMIT_BACKOFF_BASE_SECONDS, submit_retry_at
-from jobs.submission import job_submit
+from jobs.submission import job_submit, jobs_due_for_submission
 from jobs.sweeping import jobs_sweep
-from tests.support.jobs import make_job, queued_job_ids
+from tests.support.jobs import make_job, queued_tasks
 
 
 @pytest.fixture
@@ -26,16 +26,19 @@ def test_a_transient_error_sets_the_next_attempt_in_the_future(job, fake_backend
     row = Job.objects.get(pk=job.pk)
     assert row.submission == Submission.WAITING
     assert before + timedelta(seconds=SUBMIT_BACKOFF_BASE_SECONDS / 2) <= row.next_submit_at
-    assert jobs_sweep().resubmitted == 0, "the sweeper leaves a job alone until its retry is due"
-    assert queued_job_ids("jobs.tasks.submit_job") == []
+    report = jobs_sweep()
+    assert (report.resubmitted, report.submission_runs) == (0, 0), "nothing is due before the retry time"
+    assert queued_tasks() == []
 
 
 def test_the_sweeper_hands_out_a_job_once_its_retry_is_due(job, fake_backend):
     fake_backend.fail_next["submit"] = BackendError("503 from the cloud")
     job_submit(job.pk)
     due = Job.objects.get(pk=job.pk).next_submit_at
-    assert jobs_sweep(now=due + timedelta(seconds=1)).resubmitted == 1
-    assert queued_job_ids("jobs.tasks.submit_job") == [job.pk]
+    later = due + timedelta(seconds=1)
+    assert list(jobs_due_for_submission(now=later).values_list("pk", flat=True)) == [job.pk]
+    assert jobs_sweep(now=later).submission_runs == 1
+    assert [func for func, _args in queued_tasks()] == ["jobs.tasks.submit_due_jobs"]
 
 
 def test_retry_after_from_the_cloud_is_honoured(job, fake_backend):

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from jobs.models import Job, JobEvent, JobStatus, Submission
 from jobs.sweeping import jobs_sweep
+from jobs.tasks import submit_due_jobs
 from tests.support.jobs import make_job, make_submitted_job, queued_job_ids
 
 
@@ -28,9 +29,12 @@ def test_submission_claimed_by_a_dead_worker_is_resubmitted(acme, fake_backend, 
     stale = timezone.now() - timedelta(seconds=settings.TRAIN_TASK_TIMEOUT_SECONDS + 5)
     job = make_job(acme, backend="fake", submission=Submission.SUBMITTING, submit_claimed_at=stale)
     live = make_job(acme, backend="fake", submission=Submission.SUBMITTING, submit_claimed_at=timezone.now())
-    jobs_sweep()
-    assert queued_job_ids("jobs.tasks.submit_job") == [job.pk]
-    assert live.pk not in queued_job_ids("jobs.tasks.submit_job")
+    assert jobs_sweep().submission_runs == 1
+    assert queued_job_ids("jobs.tasks.submit_due_jobs") == [None], "a submission run takes it over"
+    submit_due_jobs()
+    assert Job.objects.get(pk=job.pk).submission == Submission.SUBMITTED
+    assert Job.objects.get(pk=job.pk).submit_attempts == job.submit_attempts + 1
+    assert Job.objects.get(pk=live.pk).submission == Submission.SUBMITTING, "a live claim is left alone"
 
 
 def test_unconfirmed_cancel_is_sent_again(acme, fake_backend):
