@@ -3,10 +3,12 @@ a raw `curl` GET of the large blob, through Train and through the reference Dist
 (Debian's `docker-registry`), measured in the same run on loopback.
 
     .venv/bin/python bench/registry.py [--size-mib 1024] [--runs 3] [--concurrent-mib 256]
-        [--concurrent-runs 3] [--web-concurrency 2]
+        [--concurrent-runs 3] [--web-concurrency 2] [--gzip-layers]
 
 Each run builds a fresh random layer (so no registry has seen it), pushes it to both registries and
-pulls it back into an empty OCI layout, alternating which registry goes first. Then, in each of
+pulls it back into an empty OCI layout, alternating which registry goes first. With --gzip-layers the
+layers are stored gzip-compressed, so skopeo sends them as they are instead of compressing them on the
+client's CPU while the push is timed. Then, in each of
 --concurrent-runs rounds, four fresh layers of --concurrent-mib each are pushed to each registry by
 four skopeo processes at once, and pulled back the same way (aggregate MB/s over the wall time),
 again alternating which registry goes first; reported per round and as medians. Last, `curl` GETs
@@ -21,7 +23,6 @@ over the warmed-up baseline. Prints a table, then one JSON line."""
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zlib
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -58,30 +60,38 @@ def write_blob(layout: Path, data: bytes) -> dict:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def build_layout(layout: Path, size: int) -> str:
-    """An OCI layout `bench:latest` with one uncompressed tar layer of `size` random bytes."""
+def build_layout(layout: Path, size: int, *, gzip: bool = False) -> str:
+    """An OCI layout `bench:latest` with one tar layer of `size` random bytes: uncompressed (skopeo then
+    compresses it on its way to a registry, on the client's CPU), or with `gzip`, stored compressed
+    (gzip level 1), so a push sends the layer as it is and the registries' own work is what is timed."""
     (layout / "blobs" / "sha256").mkdir(parents=True)
     tmp = layout / "layer.tmp"
-    hasher = hashlib.sha256()
+    hasher, diff_id = hashlib.sha256(), hashlib.sha256()
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31) if gzip else None
+
+    def emit(out, data: bytes) -> None:
+        diff_id.update(data)
+        if compressor is not None:
+            data = compressor.compress(data)
+        hasher.update(data)
+        out.write(data)
+
     with open(tmp, "wb") as out:
-        header = io.BytesIO()
         info = tarfile.TarInfo("payload.bin")
         info.size, info.mtime, info.mode = size, 0, 0o644
-        header.write(info.tobuf(format=tarfile.GNU_FORMAT))
-        parts = [header.getvalue()]
+        emit(out, info.tobuf(format=tarfile.GNU_FORMAT))
         for _ in range(size // MIB):
-            parts.append(os.urandom(MIB))
-            for part in parts:
-                hasher.update(part)
-                out.write(part)
-            parts = []
-        padding = b"\0" * ((-size) % 512) + b"\0" * 1024
-        hasher.update(padding)
-        out.write(padding)
-    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": f"sha256:{hasher.hexdigest()}",
-             "size": tmp.stat().st_size}
+            emit(out, os.urandom(MIB))
+        emit(out, b"\0" * ((-size) % 512) + b"\0" * 1024)
+        if compressor is not None:
+            tail = compressor.flush()
+            hasher.update(tail)
+            out.write(tail)
+    media_type = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gzip else "")
+    layer = {"mediaType": media_type, "digest": f"sha256:{hasher.hexdigest()}", "size": tmp.stat().st_size}
     tmp.rename(layout / "blobs" / "sha256" / hasher.hexdigest())
-    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}
+    config = {"architecture": "amd64", "os": "linux",
+              "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id.hexdigest()}"]}}
     config_descriptor = {"mediaType": "application/vnd.oci.image.config.v1+json",
                          **write_blob(layout, json.dumps(config).encode())}
     manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_descriptor, "layers": [layer]}
@@ -197,9 +207,9 @@ def skopeo_copy(source: str, destination: str, creds: str | None, *, pull: bool)
     return run_parallel([skopeo_argv(source, destination, creds, pull=pull)])
 
 
-def run_once(index: int, work: Path, size: int, targets: dict) -> dict:
+def run_once(index: int, work: Path, size: int, targets: dict, *, gzip: bool) -> dict:
     layout = work / f"layout-{index}"
-    build_layout(layout, size)
+    build_layout(layout, size, gzip=gzip)
     order = list(targets) if index % 2 == 0 else list(reversed(targets))
     result = {}
     for name in order:
@@ -232,12 +242,12 @@ def run_parallel(commands: list[list[str]]) -> float:
     return time.perf_counter() - started
 
 
-def concurrent_round(index: int, work: Path, size: int, targets: dict) -> dict:
+def concurrent_round(index: int, work: Path, size: int, targets: dict, *, gzip: bool) -> dict:
     """CONCURRENCY fresh layers pushed at once to each registry, then pulled back at once; which
     registry goes first alternates between rounds."""
     layouts = [work / f"concurrent-{i}" for i in range(CONCURRENCY)]
     for layout in layouts:
-        build_layout(layout, size)
+        build_layout(layout, size, gzip=gzip)
     result = {}
     order = list(targets) if index % 2 == 0 else list(reversed(targets))
     for name in order:
@@ -360,6 +370,9 @@ def main():
     parser.add_argument("--concurrent-mib", type=int, default=256, help=f"layer size of each of the {CONCURRENCY}")
     parser.add_argument("--concurrent-runs", type=int, default=3, help=f"rounds of {CONCURRENCY} concurrent pushes")
     parser.add_argument("--web-concurrency", type=int, default=2, help="gateway worker processes (WEB_CONCURRENCY)")
+    parser.add_argument("--gzip-layers", action="store_true",
+                        help="store the layers gzip-compressed, so skopeo sends them as they are instead of "
+                             "compressing them on the client's CPU during the timed push")
     parser.add_argument("--keep", type=Path, help="work directory to use and keep (default: a temporary one)")
     args = parser.parse_args()
     for tool in ("skopeo", "curl"):
@@ -375,8 +388,8 @@ def main():
         baseline = {pid: memory_kib(pid, "VmRSS") for pid in pids}
         targets = {"train": (train, f"bench:{key}", master.pid),
                    "reference": (reference, None, reference_proc.pid)}
-        runs = [run_once(i, work, size, targets) for i in range(args.runs)]
-        concurrent = [concurrent_round(i, work, args.concurrent_mib * MIB, targets)
+        runs = [run_once(i, work, size, targets, gzip=args.gzip_layers) for i in range(args.runs)]
+        concurrent = [concurrent_round(i, work, args.concurrent_mib * MIB, targets, gzip=args.gzip_layers)
                       for i in range(args.concurrent_runs)]
         curl = curl_round(work, f"run{args.runs - 1}", (train, key), reference) if runs else None
         peaks = {pid: memory_kib(pid, "VmHWM") for pid in pids}
