@@ -23,16 +23,24 @@ def submit_job(job_id: str) -> None:
     job_submit(job_id)
 
 
+def run_handing_over(*, started, run, successor) -> None:
+    """A run that works until its budget is spent: `started()` lets the next request queue another run,
+    and `successor()` queues one unless `run()` says it left nothing behind. If the run fails, a
+    successor is queued all the same."""
+    more = True
+    try:
+        started()
+        more = run()
+    finally:
+        if more:
+            successor()
+
+
 def submit_due_jobs() -> None:
     """A submission run: every job due for a submit attempt, until none is left (jobs.submission)."""
     deadline = time.monotonic() + settings.TRAIN_TASK_TIMEOUT_SECONDS * SUBMIT_RUN_SHARE
-    remaining = True  # if the run fails, a successor still takes the due jobs
-    try:
-        queue.submission_run_started()
-        remaining = jobs_submit_due(deadline=deadline)
-    finally:
-        if remaining:
-            queue.enqueue_submissions()
+    run_handing_over(started=queue.submission_run_started, run=lambda: jobs_submit_due(deadline=deadline),
+                     successor=queue.enqueue_submissions)
 
 
 def mirror_image(mirror_id: int, job_id: str | None = None, backend_name: str = "") -> None:
@@ -47,13 +55,8 @@ def cancel_job(job_id: str) -> None:
 def poll_due_jobs() -> None:
     task_deadline = time.monotonic() + settings.TRAIN_TASK_TIMEOUT_SECONDS - POLL_TASK_MARGIN_SECONDS
     close_old_connections()  # the worker's connection may have been dropped since its last task
-    hand_over = True  # if the run fails, a successor still follows the active jobs
-    try:
-        queue.poll_run_started()
-        hand_over = jobs_poll_loop(task_deadline=task_deadline)
-    finally:
-        if hand_over:
-            queue.enqueue_poll()
+    run_handing_over(started=queue.poll_run_started, run=lambda: jobs_poll_loop(task_deadline=task_deadline),
+                     successor=queue.enqueue_poll)
 
 
 def sweep_jobs() -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backends.local_launcher import Launcher
-from tests.support.processes import wait_until
+from tests.support.processes import child_processes, wait_until
 
 
 def run_dir(tmp_path: Path, name: str, command: str) -> Path:
@@ -25,18 +25,6 @@ def run_dir(tmp_path: Path, name: str, command: str) -> Path:
 def result(run: Path) -> dict:
     wait_until(lambda: (run / "result.json").exists(), timeout=30, message=f"{run.name} finished")
     return json.loads((run / "result.json").read_text())
-
-
-def children_of(pid: int) -> list[tuple[int, str]]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append((int(stat.parent.name), fields[0]))
-    return found
 
 
 @pytest.fixture
@@ -87,11 +75,11 @@ def test_ended_supervisors_are_collected(tmp_path, launcher):
     pids = {launcher.start_supervisor(run_dir(tmp_path, f"r{i}", "true")) for i in range(3)}
 
     def ended() -> bool:
-        return all(state == "Z" for pid, state in children_of(launcher._process.pid) if pid in pids)
+        return all(state == "Z" for pid, state in child_processes(launcher._process.pid) if pid in pids)
 
     wait_until(ended, timeout=30, message="the supervisors ended")
     launcher.start_supervisor(run_dir(tmp_path, "last", "sleep 1"))  # a request collects the ended ones
-    assert not pids & {pid for pid, _state in children_of(launcher._process.pid)}, "no zombies left behind"
+    assert not pids & {pid for pid, _state in child_processes(launcher._process.pid)}, "no zombies left behind"
 
 
 def test_an_unreadable_request_is_an_error_not_a_dead_launcher(tmp_path, launcher):

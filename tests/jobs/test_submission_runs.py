@@ -1,18 +1,17 @@
 """Submission runs: new jobs are taken by a run that submits every due job, not by a task each, and
 runs working at once send each job exactly once."""
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from jobs import queue
 from jobs.models import Job, Submission
 from jobs.submission import jobs_submit_due
 from jobs.tasks import submit_due_jobs
+from tests.support.concurrency import run_at_once
 from tests.support.jobs import job_body, make_job, queued_tasks
 
 RUN = "jobs.tasks.submit_due_jobs"
@@ -72,22 +71,7 @@ def test_a_run_that_fails_still_hands_over(acme, fake_backend, monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_runs_at_once_send_each_job_exactly_once(acme, fake_backend):
     jobs = due_jobs(acme, 40)
-    errors = []
-
-    def run():
-        try:
-            jobs_submit_due(deadline=time.monotonic() + 60)
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors
+    run_at_once(lambda: jobs_submit_due(deadline=time.monotonic() + 60), 4)
     rows = Job.objects.filter(pk__in=[j.pk for j in jobs])
     assert {row.submission for row in rows} == {Submission.SUBMITTED}
     assert sorted(fake_backend.calls[f"create:{row.remote_name}"] for row in rows) == [1] * 40

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.processes import child_processes
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 MIB = 1024 * 1024
 
@@ -48,15 +50,7 @@ def test_chunked_session_continues_on_any_worker(registry_server, auth):
 
 
 def _workers(master_pid: int) -> list[int]:
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master_pid:
-            children.append(int(stat.parent.name))
-    return children
+    return [pid for pid, _state in child_processes(master_pid)]
 
 
 def _peak_rss_kib(pid: int) -> int:

@@ -28,6 +28,19 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.2, message: str
         time.sleep(interval)
 
 
+def child_processes(pid: int) -> list[tuple[int, str]]:
+    """(pid, state letter from /proc) of each direct child of `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if int(fields[1]) == pid:
+            found.append((int(stat.parent.name), fields[0]))
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
