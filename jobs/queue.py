@@ -19,7 +19,7 @@ SUBMIT_QUEUED_SECONDS = 15
 
 
 def enqueue_submit(job_id: str) -> None:
-    """A submit attempt for one job (a stale claim, a job back from its mirror, a cancel to look up)."""
+    """A submit attempt for one job (a job back from its mirror, a cancel that must look the job up)."""
     async_task("jobs.tasks.submit_job", job_id, task_name=f"submit {job_id}")
 
 
