@@ -54,7 +54,8 @@ def test_a_poll_loop_killed_inside_its_budget_is_taken_over_within_seconds(api, 
 def test_a_killed_submission_is_redriven_within_seconds_of_its_claim_lapsing(api, operator, tmp_path, job_scratch,
                                                                            fresh_faults):
     """The worker dies right after the create. The claim lapses within TRAIN_SUBMIT_CLAIM_SECONDS (no
-    heartbeat), the sweep re-drives it, and the new attempt finds the job instead of creating another."""
+    heartbeat), the sweep queues a submission run that takes it over, and the new attempt finds the job
+    instead of creating another."""
     starts = job_scratch / "starts"
     killed = settings.TRAIN_DATA_DIR / "faults-fired" / "submit_after_create"
     with qcluster(tmp_path, TRAIN_FAULTS="submit_after_create:sigkill"):
@@ -62,7 +63,7 @@ def test_a_killed_submission_is_redriven_within_seconds_of_its_claim_lapsing(api
         wait_until(killed.exists, timeout=90, message="the worker to be killed after the create")
         # The sweep runs every minute in production; here the test runs it, well before the task's
         # redelivery (TRAIN_TASK_RETRY_SECONDS).
-        wait_until(lambda: jobs_sweep().resubmitted, timeout=settings.TRAIN_SUBMIT_CLAIM_SECONDS + 10,
+        wait_until(lambda: jobs_sweep().submission_runs, timeout=settings.TRAIN_SUBMIT_CLAIM_SECONDS + 10,
                    message="the sweep to find the lapsed claim")
         wait_until(lambda: Job.objects.get(pk=job_id).submission == "SUBMITTED", timeout=RECORDED_WITHIN,
                    message="the re-driven submission")
