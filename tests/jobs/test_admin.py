@@ -2,6 +2,7 @@
 
 import re
 
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from jobs.models import Job, JobEvent, JobStatus
@@ -10,8 +11,10 @@ from trainsvc.accounts.models import ApiKey
 
 
 def change_url(job):
-    # reverse() quotes the id as the admin expects ("_" is an escape character in admin URLs).
-    return reverse("admin:jobs_job_change", args=[job.pk])
+    # The admin unquotes ids in its URLs, and "_" is its escape character: a job id whose first hex
+    # digits read as an escape ("job_24...") would name another object. Quote it as the admin's own
+    # links do.
+    return reverse("admin:jobs_job_change", args=[quote(job.pk)])
 
 
 def test_job_list_filters_and_search(staff_client, acme):
