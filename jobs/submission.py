@@ -78,7 +78,9 @@ def jobs_submit_due(*, deadline: float) -> bool:
         if not batch:
             return False
         if set(batch) == previous:
-            return True  # none of them moved on (a claim that keeps failing): leave them to the sweep
+            # None of them moved on (a claim that keeps failing). No successor: it would find the same
+            # jobs at once, again and again. The minutely sweep queues the next run.
+            return False
         previous = set(batch)
         if len(batch) > 1:
             queue.enqueue_submissions()  # a backlog: the next free worker joins in (and asks for the next)
