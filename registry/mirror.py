@@ -6,9 +6,10 @@ optional "ensure the repository exists" step. Which cloud it is, and how its cre
 the business of the backend that builds it; nothing here asks.
 
 Exactly one worker copies a mirror at a time: `Mirror.lease` is a compare-and-set with a short lease
-that the copy renews as it makes progress, so a worker that dies frees the mirror within a minute,
-and the next run continues from the saved per-blob progress (blobs already at the target are never
-sent again; a half-sent blob resumes at the target's offset).
+that a heartbeat renews while the copy runs (however long one chunk takes), so a worker that dies
+frees the mirror within seconds, and the next run continues from the saved per-blob progress (blobs
+already at the target are never sent again; a half-sent blob resumes at the target's offset). The
+copy checks the lease at each blob and chunk, and stops if another worker took it over.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F, Q
@@ -28,11 +30,14 @@ from django.utils import timezone
 from registry.client import CredentialsProvider, OciClient
 from registry.copier import DEFAULT_PARALLEL_BLOBS, BlobRef, Copier, CopyError, CopyProgress, plan_copy
 from registry.models import Mirror, MirrorBlob, MirrorState, Repository, TargetBlob
+from trainsvc.heartbeat import heartbeat
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60
-LEASE_RENEW_EVERY_SECONDS = 10
+LEASE_SECONDS = 15
+# Besides the heartbeat, the copy renews at a blob or chunk boundary at most this often: that renewal
+# is what tells it that the lease was lost.
+LEASE_RENEW_EVERY_SECONDS = 5
 RETRY_BASE_SECONDS = 15
 RETRY_MAX_SECONDS = 15 * 60
 
@@ -114,7 +119,7 @@ class _DatabaseProgress(CopyProgress):
     def renew(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._renewed < LEASE_RENEW_EVERY_SECONDS:
             return
-        if not self.mirror.lease_renew(self.holder):
+        if not self.mirror.lease_renew(self.holder, seconds=LEASE_SECONDS):
             raise LeaseLost(f"mirror {self.mirror.pk} was taken over by another worker")
         self._renewed = time.monotonic()
 
@@ -168,8 +173,10 @@ def mirror_run(*, mirror_id: int, target: MirrorTarget) -> Mirror | None:
                                        ignore_conflicts=True)
         Mirror.objects.filter(pk=mirror.pk).update(bytes_total=plan.total_bytes, blobs_total=len(plan.blobs))
         progress = _DatabaseProgress(mirror, holder)
-        Copier(target.client(), target.repository, progress, parallel_blobs=target.parallel_blobs,
-               on_blob=_after_blob).copy(plan)
+        with heartbeat(partial(mirror.lease_renew, holder, seconds=LEASE_SECONDS), lease_seconds=LEASE_SECONDS,
+                       what=f"mirror {mirror_id}"):
+            Copier(target.client(), target.repository, progress, parallel_blobs=target.parallel_blobs,
+                   on_blob=_after_blob).copy(plan)
     except LeaseLost:
         log.warning("mirror %s: lease lost; the other worker continues", mirror_id)
         return None

@@ -386,7 +386,7 @@ class Mirror(models.Model):
             attempts=models.F("attempts") + 1, started_at=Coalesce("started_at", now), updated_at=now)
         return cls.objects.select_related("repository").get(pk=pk) if won else None
 
-    def lease_renew(self, holder: str, *, seconds: float = 60) -> bool:
+    def lease_renew(self, holder: str, *, seconds: float) -> bool:
         """Extend `holder`'s lease; False if the lease passed to another worker."""
         now = timezone.now()
         return bool(type(self).objects.filter(pk=self.pk, lease_holder=holder, state=MirrorState.COPYING).update(

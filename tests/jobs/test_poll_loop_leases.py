@@ -9,13 +9,13 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from jobs.heartbeat import heartbeat
 from jobs.models import Job, Submission, WorkerLease
 from jobs.submission import job_claim_submission, job_submit
 from tests.support.fake_backend import FakeBackend
 from tests.support.jobs import make_job
 from tests.support.processes import wait_until
 from trainsvc.accounts.services import account_create
+from trainsvc.heartbeat import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LEASE = 3

@@ -3,6 +3,7 @@ blob, so a copy that died continues without sending a finished blob again; failu
 transient (retried later) or permanent."""
 
 import threading
+import time
 from functools import partialmethod
 
 import pytest
@@ -10,12 +11,14 @@ from django.db import connection
 from django.utils import timezone
 
 from registry import copier as copier_module
+from registry import mirror as mirror_module
 from registry.client import Credentials, OciClient
 from registry.mirror import MirrorTarget, mirror_ensure, mirror_progress_text, mirror_retry, mirror_run, mirrors_due
 from registry.models import Mirror, MirrorBlob, MirrorState, Repository, TargetBlob
 from tests.registry.test_mirror_copier import PASSWORD, USER, blob_at, pulled, push_layers
 from tests.support.distribution import distribution
 from tests.support.frontproxy import front
+from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -102,6 +105,44 @@ def test_two_workers_at_once_copy_the_mirror_once(target_registry, pushed):
     assert sorted(r is None for r in results) == [False, True]
     mirror.refresh_from_db()
     assert (mirror.state, mirror.attempts) == (MirrorState.DONE, 1)
+
+
+def test_a_copy_slower_than_its_lease_keeps_it_and_no_second_worker_starts(target_registry, pushed, monkeypatch):
+    # A lease of a second, so the test need not wait out the real one: only the heartbeat can keep it.
+    monkeypatch.setattr(mirror_module, "LEASE_SECONDS", 1)
+    repository, digest, _ = pushed
+    target = target_for(target_registry)
+    mirror = mirror_ensure(repository=repository, digest=digest, target=target)
+    stalled, resume, results = threading.Event(), threading.Event(), []
+    real = copier_module.Copier.copy_blob
+
+    def stall_once(self, blob):
+        if not stalled.is_set():
+            stalled.set()
+            resume.wait(timeout=60)  # one slow chunk: no progress is reported meanwhile
+        return real(self, blob)
+
+    monkeypatch.setattr(copier_module.Copier, "copy_blob", stall_once)
+
+    def first_worker():
+        try:
+            results.append(mirror_run(mirror_id=mirror.pk, target=target))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_worker)
+    thread.start()
+    try:
+        assert stalled.wait(timeout=60)
+        outlived = time.monotonic() + 3  # three leases
+        wait_until(lambda: time.monotonic() > outlived, timeout=10, interval=0.2, message="the lease to be outlived")
+        assert mirror.pk not in set(mirrors_due().values_list("pk", flat=True)), "the live copy's lease lapsed"
+        assert mirror_run(mirror_id=mirror.pk, target=target) is None, "a second worker took over a live copy"
+    finally:
+        resume.set()
+        thread.join(timeout=120)
+    assert results[0].state == MirrorState.DONE, results[0].error
+    assert results[0].attempts == 1
 
 
 def test_a_run_killed_mid_blob_continues_without_resending_finished_blobs(target_registry, v2_operator, monkeypatch):
