@@ -29,8 +29,12 @@ CLONE_NEWNET = 0x40000000
 MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 0x2, 0x4
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 IFREQ = "16sH14x"  # struct ifreq: the interface name, then ifr_flags
-# A job that forks as fast as it is killed could outlast one sweep; this many sweeps is plenty.
-REAP_SWEEPS = 100
+# One sweep of kill(-1) reaches every process of the user, even one that forks as fast as it can: the
+# kernel walks the process list holding the lock a fork needs to add its child, and a parent with
+# SIGKILL pending cannot finish a fork. Two more are insurance. kill(-1) never reports "nothing left"
+# while any other process exists (it counts those it may not signal), so every sweep is made, and each
+# walks every process of the host: keep them few.
+REAP_SWEEPS = 3
 # Directories whose sockets let a local user into a service without a password when the service
 # trusts local connections (PostgreSQL with `local all all trust`): hidden from jobs.
 HIDDEN_SOCKET_DIRS = ("/run/postgresql", "/var/run/postgresql")

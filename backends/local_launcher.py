@@ -158,4 +158,6 @@ class Launcher:
 
 
 if __name__ == "__main__":
+    import gc
+    gc.freeze()
     serve()

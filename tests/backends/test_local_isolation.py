@@ -166,6 +166,28 @@ def test_a_later_job_with_the_same_user_id_cannot_read_a_finished_job(backend, m
     assert lines[0].startswith("DENIED read the finished job's work file"), lines
 
 
+def live_processes_of(uid: int) -> list[int]:
+    """Processes running as `uid`, but for zombies (killed, waiting for init to collect them)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            status = open(f"/proc/{entry}/status").read() if entry.isdigit() else ""
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields["State"].strip().startswith("Z"):
+            found.append(int(entry))
+    return found
+
+
+def test_a_process_left_forking_as_fast_as_it_can_is_killed_with_all_it_forked(backend):
+    script = "id -u > uid; setsid sh -c 'while :; do sleep 300 & done' & sleep 1; exit 0"
+    ref = backend.submit(spec("sh", "-c", script), name())
+    assert final(backend, ref).status == "COMPLETED"
+    uid = int((backend.run_dir(ref.name) / "work" / "uid").read_text())
+    assert live_processes_of(uid) == [], "the job's user still has processes after its supervisor finished"
+
+
 def test_without_root_train_data_dir_is_still_private(backend, monkeypatch):
     import backends.local as local
 
