@@ -13,8 +13,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import F
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 
@@ -203,14 +202,40 @@ class Job(models.Model):
 
     # --- conditional single-row updates; each says whether it won --------------------------------
     def claim_submission(self, *, stale_before) -> bool:
-        """Take the job for a submit attempt (counting it) if it is waiting, or its claim is older than
-        `stale_before` (its worker died)."""
+        """Take the job for a submit attempt (counting it) if it is still as this instance read it:
+        waiting, or submitting under a claim older than `stale_before` (its worker died). The attempt
+        count is the compare-and-set, so on success the instance holds the claim and needs no re-read."""
         now = timezone.now()
         claimable = models.Q(submission=Submission.WAITING) | models.Q(
             submission=Submission.SUBMITTING, submit_claimed_at__lt=stale_before)
-        return bool(Job.objects.filter(claimable, pk=self.pk, status=JobStatus.PENDING).update(
-            submission=Submission.SUBMITTING, submit_claimed_at=now, submit_attempts=F("submit_attempts") + 1,
-            next_submit_at=None))
+        claim = {"submission": Submission.SUBMITTING, "submit_claimed_at": now,
+                 "submit_attempts": self.submit_attempts + 1, "next_submit_at": None}
+        won = Job.objects.filter(claimable, pk=self.pk, status=JobStatus.PENDING,
+                                 submit_attempts=self.submit_attempts).update(**claim)
+        if won:
+            for field, value in claim.items():
+                setattr(self, field, value)
+        return bool(won)
+
+    def record_submitted(self, *, attempt: int, remote_id: str, console_url: str) -> tuple[bool, bool]:
+        """The backend has the job: (whether this attempt still held the claim and recorded it, whether
+        a cancellation arrived meanwhile and must now be sent). Usually one UPDATE: the second runs
+        only when the first lost, to tell a cancelled job from a claim another attempt took over."""
+        now = timezone.now()
+        claimed = Job.objects.filter(pk=self.pk, status=JobStatus.PENDING, submission=Submission.SUBMITTING,
+                                     submit_attempts=attempt)
+        changes = {"submission": Submission.SUBMITTED, "remote_id": remote_id, "console_url": console_url,
+                   "submitted_at": now, "next_poll_at": now, "poll_failures": 0, "status_message": ""}
+        # A cancel that comes after this UPDATE sees SUBMITTED and sends itself; one that came before it
+        # is seen by the second UPDATE.
+        if claimed.filter(cancel_requested_at__isnull=True).update(**changes):
+            won, cancel = True, False
+        else:
+            won = cancel = bool(claimed.update(**changes))
+        if won:
+            for field, value in changes.items():
+                setattr(self, field, value)
+        return won, cancel
 
     def enter_mirroring(self, *, mirror, label: str) -> bool:
         """Wait for `mirror` (not an attempt: nothing reaches the backend until it is DONE)."""
@@ -296,6 +321,15 @@ class IdempotencyKey(models.Model):
         return f"{self.account_id}/{self.key}"
 
 
+# WorkerLease.flag_set in one statement (PostgreSQL and SQLite): insert the flag raised, or raise an
+# existing one only if it is down; a row comes back only when this statement raised it.
+RAISE_FLAG_SQL = (
+    "INSERT INTO jobs_workerlease (name, holder, held_until) VALUES (%s, '', %s) "
+    "ON CONFLICT (name) DO UPDATE SET held_until = excluded.held_until "
+    "WHERE jobs_workerlease.held_until < %s RETURNING name"
+)
+
+
 class WorkerLease(models.Model):
     """A named lease one worker holds for a while (e.g. the running poll loop), so that others skip
     the work instead of duplicating it. Expires by itself if its holder dies; a live holder renews it
@@ -337,12 +371,19 @@ class WorkerLease(models.Model):
         return bool(cls.objects.filter(name=name, holder=holder).update(held_until=timezone.now(), holder=""))
 
     @classmethod
+    def is_held(cls, name: str, *, now=None) -> bool:
+        """Whether someone holds the lease (or the flag is up) right now."""
+        return cls.objects.filter(name=name, held_until__gt=now or timezone.now()).exists()
+
+    @classmethod
     def flag_set(cls, name: str, seconds: float) -> bool:
-        """Raise the flag unless it is already up; returns whether this caller raised it."""
+        """Raise the flag unless it is already up; returns whether this caller raised it. One statement
+        (an upsert that changes the row only if the flag is down), as it runs for every job."""
         now = timezone.now()
-        cls._ensure(name, now)
-        until = now + timedelta(seconds=seconds)
-        return bool(cls.objects.filter(name=name, held_until__lt=now).update(held_until=until))
+        with connection.cursor() as cursor:
+            cursor.execute(RAISE_FLAG_SQL, [name, *map(connection.ops.adapt_datetimefield_value,
+                                                       (now + timedelta(seconds=seconds), now))])
+            return cursor.fetchone() is not None
 
     @classmethod
     def flag_clear(cls, name: str) -> bool:

@@ -21,12 +21,12 @@ from django.utils import timezone
 
 from backends.base import WAITING_CAPACITY, WAITING_QUOTA, BackendError, RemoteRef, SpecError
 from jobs import queue
-from jobs.heartbeat import heartbeat
 from jobs.mirroring import job_mirror_stage
 from jobs.models import Job, JobStatus, Submission
 from jobs.retries import cancel_resend_at, submit_retry_at
 from jobs.services import job_backend, job_remote_ref, job_spec
 from trainsvc import faults
+from trainsvc.heartbeat import heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,12 @@ def job_renew_submission_claim(job_id: str, attempt: int) -> bool:
         submit_claimed_at=timezone.now()))
 
 
-def job_claim_submission(job_id: str) -> Job | None:
-    """Claim the job for submission; None if it is not waiting (or another worker holds a live claim)."""
-    job = Job.objects.select_related("account").filter(pk=job_id).first()
+def job_claim_submission(job_id: str, job: Job | None = None) -> Job | None:
+    """Claim the job for submission; None if it is not waiting (or another worker holds a live claim).
+    `job`, the row just read, saves reading it again."""
+    job = job or Job.objects.filter(pk=job_id).first()
     if job is None or not job.claim_submission(stale_before=timezone.now() - submit_lease()):
         return None
-    job.refresh_from_db()
     return job
 
 
@@ -92,10 +92,10 @@ def jobs_submit_due(*, deadline: float) -> bool:
 
 
 def job_submit(job_id: str) -> None:
-    waiting = Job.objects.select_related("account").filter(pk=job_id).first()
+    waiting = Job.objects.filter(pk=job_id).first()
     if waiting is None or not job_mirror_stage(waiting):
         return  # its image is being mirrored (the mirror task re-drives it), or the job ended
-    job = job_claim_submission(job_id)
+    job = job_claim_submission(job_id, waiting)
     if job is None:
         return
     renew = partial(job_renew_submission_claim, job.pk, job.submit_attempts)
@@ -130,16 +130,11 @@ def _submit_claimed(job: Job) -> None:
 
 
 def _mark_submitted(job: Job, attempt: int, ref: RemoteRef, console_url: str) -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        current = Job.objects.select_for_update().get(pk=job.pk)
-        if current.submission != Submission.SUBMITTING or current.submit_attempts != attempt:
+    with transaction.atomic():  # the tasks commit with the state that needs them
+        won, cancel = job.record_submitted(attempt=attempt, remote_id=ref.remote_id, console_url=console_url)
+        if not won:
             return  # a later attempt took over; it will record the same remote job
-        Job.objects.filter(pk=job.pk).update(
-            submission=Submission.SUBMITTED, remote_id=ref.remote_id, console_url=console_url,
-            submitted_at=now, next_poll_at=now, poll_failures=0, status_message="",
-        )
-        if current.cancel_requested_at:
+        if cancel:
             queue.enqueue_cancel(job.pk)  # the cancel arrived while we were submitting
         queue.enqueue_poll()
 
