@@ -14,9 +14,11 @@ from jobs.sweeping import jobs_sweep
 
 # A poll run stops this long before the task timeout, leaving time to record the last batch and hand over.
 POLL_TASK_MARGIN_SECONDS = 10
-# A submission run takes no new job after half the task timeout: one submission can take a while (a
-# slow cloud, its retries), and the rest of the due jobs go to the run it hands over to.
-SUBMIT_RUN_SHARE = 0.5
+# A submission run takes no new job after this long, and hands the rest to a successor queued behind
+# whatever waits: django-q has no priorities, so a run that kept its worker for as long as jobs keep
+# coming would hold a poll run back (and with it every job's recorded end). It also leaves the last
+# submission nearly the whole task timeout (a slow cloud, its retries).
+SUBMIT_RUN_SECONDS = 5
 
 
 def submit_job(job_id: str) -> None:
@@ -38,7 +40,7 @@ def run_handing_over(*, started, run, successor) -> None:
 
 def submit_due_jobs() -> None:
     """A submission run: every job due for a submit attempt, until none is left (jobs.submission)."""
-    deadline = time.monotonic() + settings.TRAIN_TASK_TIMEOUT_SECONDS * SUBMIT_RUN_SHARE
+    deadline = time.monotonic() + SUBMIT_RUN_SECONDS
     run_handing_over(started=queue.submission_run_started, run=lambda: jobs_submit_due(deadline=deadline),
                      successor=queue.enqueue_submissions)
 

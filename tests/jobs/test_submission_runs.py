@@ -50,7 +50,7 @@ def test_a_job_released_after_an_error_waits_for_its_retry_time(acme, fake_backe
 
 def test_a_run_out_of_time_hands_over_to_a_successor(acme, fake_backend, monkeypatch):
     jobs = due_jobs(acme, 3)
-    monkeypatch.setattr("jobs.tasks.SUBMIT_RUN_SHARE", 0)  # the run's time is up before its first job
+    monkeypatch.setattr("jobs.tasks.SUBMIT_RUN_SECONDS", 0)  # the run's time is up before its first job
     submit_due_jobs()
     assert {row.submission for row in Job.objects.filter(pk__in=[j.pk for j in jobs])} == {Submission.WAITING}
     assert [func for func, _args in queued_tasks()] == [RUN], "the due jobs go to the next run"
