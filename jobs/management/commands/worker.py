@@ -8,18 +8,27 @@ django-q2 leaves on the default SIGTERM action: it dies while sleeping on that e
 process then waits for it forever. Here the main process never touches the event: it stops the
 sentinel's processes (workers, pusher, monitor) and the sentinel itself, and waits a bounded time.
 A task cut short is redelivered by the ORM broker, and every task is written to run twice
-(docs/decisions/0031-worker-stops-on-group-signals.md)."""
+(docs/decisions/0031-worker-stops-on-group-signals.md).
 
+While the cluster runs, the main process also makes the relay check (jobs/relay.py): it queues the
+poll or submission run that a task worker killed in the middle of one left behind."""
+
+import logging
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import DatabaseError, close_old_connections, connection
 from django_q.cluster import Cluster
 
 from backends.local_engine import log_local_engine
+from jobs.relay import RELAY_CHECK_SECONDS, relay_check
+
+log = logging.getLogger(__name__)
 
 # How long the cluster's processes get to exit after SIGTERM before they are SIGKILLed.
 STOP_GRACE_SECONDS = 5
@@ -78,12 +87,28 @@ class Command(BaseCommand):
         settings.SECRET_KEY  # noqa: B018 - as qcluster does: refuse to start without a signing key
         log_local_engine()  # which engine runs local jobs, or why none does
         cluster = Cluster()
+        stopping = threading.Event()
 
         def stop(signum, frame):
+            stopping.set()
             cluster_stop_now(cluster)
 
         # Replaces the handlers Cluster() installed, which set the stop event (see the module docstring).
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         cluster.start()
+        relay_while_running(cluster, stopping)
         # As with qcluster, the process now waits in multiprocessing's exit handler for the sentinel.
+
+
+def relay_while_running(cluster: Cluster, stopping: threading.Event) -> None:
+    """Every RELAY_CHECK_SECONDS while the cluster runs, queue the runs a killed task worker left
+    behind (jobs.relay). A database outage costs checks, never the worker."""
+    while not stopping.wait(RELAY_CHECK_SECONDS) and cluster.sentinel is not None and cluster.sentinel.is_alive():
+        try:
+            close_old_connections()
+            relay_check()
+        except DatabaseError as exc:
+            log.warning("relay check failed, retrying: %s", exc)
+            connection.close()
+    connection.close()
