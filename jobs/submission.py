@@ -17,6 +17,7 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backends.base import WAITING_CAPACITY, WAITING_QUOTA, BackendError, RemoteRef, SpecError
@@ -73,7 +74,9 @@ def jobs_submit_due(*, deadline: float) -> bool:
     another run, so a burst of new jobs spreads over every free worker."""
     previous = None
     while True:
-        due = jobs_due_for_submission().order_by("next_submit_at", "submit_claimed_at")
+        # Longest-due first, whichever way a job fell due: a job whose claim lapsed has no next_submit_at
+        # (PostgreSQL sorts NULL last), and under a backlog it would never reach a batch.
+        due = jobs_due_for_submission().order_by(Coalesce("next_submit_at", "submit_claimed_at"))
         batch = list(due.values_list("pk", flat=True)[:RUN_BATCH])
         if not batch:
             return False
