@@ -371,11 +371,6 @@ class WorkerLease(models.Model):
         return bool(cls.objects.filter(name=name, holder=holder).update(held_until=timezone.now(), holder=""))
 
     @classmethod
-    def is_held(cls, name: str, *, now=None) -> bool:
-        """Whether someone holds the lease (or the flag is up) right now."""
-        return cls.objects.filter(name=name, held_until__gt=now or timezone.now()).exists()
-
-    @classmethod
     def flag_set(cls, name: str, seconds: float) -> bool:
         """Raise the flag unless it is already up; returns whether this caller raised it. One statement
         (an upsert that changes the row only if the flag is down), as it runs for every job."""

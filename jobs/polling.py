@@ -6,7 +6,6 @@ a cycle. A failed status fetch is never a job failure: the job backs off and sho
 """
 
 import logging
-import secrets
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from jobs.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobStatus, Subm
 from jobs.observations import job_record_missed_start, observation_classify
 from jobs.services import job_backend, job_poll_group
 from trainsvc import faults
-from trainsvc.heartbeat import heartbeat
+from trainsvc.heartbeat import heartbeat, holder_name
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +243,7 @@ def jobs_poll_loop(*, task_deadline: float) -> bool:
     next scheduled run could take it (TRAIN_POLL_INTERVAL_SECONDS). The loop's lease is short and kept
     alive by a heartbeat, so a run that dies loses it within seconds."""
     _poll_cycle(task_deadline)
-    holder = secrets.token_hex(8)
+    holder = holder_name()
     lease_seconds = settings.TRAIN_POLL_LOOP_LEASE_SECONDS
     if not WorkerLease.acquire(POLL_LOOP_LEASE, holder, lease_seconds):
         return False

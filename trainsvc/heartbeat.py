@@ -3,16 +3,47 @@
 A lease that only lapses when its holder is gone can be short (seconds), so a killed worker's work is
 taken over quickly, while a live holder keeps it however long its cloud call takes. The thread dies
 with the process; a process that is merely slow keeps its lease, and the task timeout bounds that.
+A holder named by `holder_name()` can also be found dead sooner, by a process on its host that sees
+its process gone (`holder_died_here`).
 """
 
 import logging
+import os
+import secrets
+import socket
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 
 from django.db import DatabaseError, connection
 
 log = logging.getLogger(__name__)
+# A holder's name: host, process id and a random part, e.g. "worker-7:4182:9f2c1a0b" (64 characters at most).
+HOST_NAME_LENGTH = 40
+
+
+def holder_name() -> str:
+    """A name for a lease holder that tells a process on the same host whether the holder still runs."""
+    return f"{socket.gethostname()[:HOST_NAME_LENGTH]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def process_running(pid: int) -> bool:
+    """Whether `pid` runs on this host (a zombie waiting to be reaped does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return not Path("/proc").is_dir()  # without /proc, assume it runs
+    except (OSError, IndexError):
+        return False
+
+
+def holder_died_here(holder: str) -> bool:
+    """True only when `holder` names a process of this host that no longer runs. A holder of another
+    host, or a name in another form, is never presumed dead: its lease lapses by itself."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname()[:HOST_NAME_LENGTH] and pid.isdigit() and not process_running(int(pid))
 
 
 class Heartbeat:

@@ -1,6 +1,8 @@
 """The relay check of the worker's main process: after a task worker died in the middle of a poll or
 submission run, the next run is queued within seconds, whether or not new work arrives to ask for one."""
 
+import socket
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -10,6 +12,7 @@ from jobs.models import Submission, WorkerLease
 from jobs.polling import POLL_LOOP_LEASE
 from jobs.relay import relay_check
 from tests.support.jobs import make_job, make_submitted_job, queued_tasks
+from trainsvc.heartbeat import HOST_NAME_LENGTH, holder_name
 
 POLL_RUN, SUBMIT_RUN = "jobs.tasks.poll_due_jobs", "jobs.tasks.submit_due_jobs"
 pytestmark = pytest.mark.django_db
@@ -28,9 +31,24 @@ def test_a_due_job_that_no_poll_loop_follows_gets_one_poll_run(acme, fake_backen
 
 def test_a_live_poll_loop_is_left_alone(acme, fake_backend):
     make_submitted_job(acme, backend="fake", next_poll_at=timezone.now() - timedelta(seconds=1))
-    assert WorkerLease.acquire(POLL_LOOP_LEASE, "a live loop", 10)
+    assert WorkerLease.acquire(POLL_LOOP_LEASE, holder_name(), 10)  # this process: alive
     assert relay_check() == []
     assert queued() == []
+
+
+def test_a_poll_loop_whose_process_is_gone_from_this_host_is_replaced_at_once(acme, fake_backend):
+    make_submitted_job(acme, backend="fake", next_poll_at=timezone.now() - timedelta(seconds=1))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    holder = f"{socket.gethostname()[:HOST_NAME_LENGTH]}:{gone.pid}:0000"
+    assert WorkerLease.acquire(POLL_LOOP_LEASE, holder, 60)
+    assert relay_check() == ["poll"], "the dead holder's lease was waited out"
+
+
+def test_a_holder_on_another_host_is_never_presumed_dead(acme, fake_backend):
+    make_submitted_job(acme, backend="fake", next_poll_at=timezone.now() - timedelta(seconds=1))
+    assert WorkerLease.acquire(POLL_LOOP_LEASE, "another-host:1:0000", 60)
+    assert relay_check() == []
 
 
 def test_a_dead_poll_loop_is_replaced_once_its_lease_lapses(acme, fake_backend):
@@ -64,9 +82,8 @@ def test_a_flag_is_raised_once_until_it_lapses_or_is_cleared():
     """The one-statement flag every submission and POST raises (an upsert on PostgreSQL and SQLite)."""
     assert WorkerLease.flag_set("a-flag", 60), "a new flag is raised"
     assert not WorkerLease.flag_set("a-flag", 60), "an up flag is not raised again"
-    assert WorkerLease.is_held("a-flag")
     assert WorkerLease.flag_clear("a-flag")
-    assert not WorkerLease.is_held("a-flag")
+    assert not WorkerLease.flag_clear("a-flag"), "a cleared flag is down"
     assert WorkerLease.flag_set("a-flag", 60), "a cleared flag is raised again"
     WorkerLease.objects.filter(name="a-flag").update(held_until=timezone.now() - timedelta(seconds=1))
     assert WorkerLease.flag_set("a-flag", 60), "a lapsed flag is raised again"

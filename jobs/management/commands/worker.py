@@ -27,6 +27,7 @@ from django_q.cluster import Cluster
 
 from backends.local_engine import log_local_engine
 from jobs.relay import RELAY_CHECK_SECONDS, relay_check
+from trainsvc.heartbeat import process_running
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,6 @@ def signal_all(pids, sig) -> None:
             pass
 
 
-def running(pid: int) -> bool:
-    """Whether `pid` still runs (a zombie waiting to be reaped does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return not Path("/proc").is_dir()  # without /proc, assume it runs: SIGKILL of a dead pid is harmless
-    except (OSError, IndexError):
-        return False
-
-
 def cluster_stop_now(cluster: Cluster) -> None:
     sentinel = cluster.sentinel
     if sentinel is None or not sentinel.is_alive():
@@ -76,7 +67,7 @@ def cluster_stop_now(cluster: Cluster) -> None:
     pids = [*child_pids(sentinel.pid), sentinel.pid]
     signal_all(pids, signal.SIGTERM)  # django-q2 leaves SIGTERM at its default action in all of them
     sentinel.join(STOP_GRACE_SECONDS)
-    signal_all([pid for pid in pids if running(pid)], signal.SIGKILL)
+    signal_all([pid for pid in pids if process_running(pid)], signal.SIGKILL)
     sentinel.join(STOP_GRACE_SECONDS)
 
 
