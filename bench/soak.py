@@ -177,18 +177,35 @@ class QueueSampler(threading.Thread):
 
 def post_jobs(bases, headers, starts: Path, *, rate: float, seconds: float, rng: random.Random) -> list[dict]:
     posts = []
+    # One keep-alive session per client thread, as an API client holds one: a new connection and a new
+    # requests.Session per POST cost the load generator, which shares the host with the service, about
+    # a quarter more CPU.
+    sessions = threading.local()
 
     def post(index):
         token, code = uuid.uuid4().hex, 3 if index % 10 == 9 else 0
         command = f"echo $$ >> {starts}/{token}; sleep {rng.uniform(1, 4):.1f}; exit {code}"
         body = {"name": "soak", "backend": "local", "image": "python:3.11", "command": ["sh", "-c", command]}
         sent = time.time()
-        try:
-            response = requests.post(f"{bases[index % len(bases)]}/v1/jobs", json=body, headers=headers, timeout=60)
-            job_id = response.json()["id"] if response.status_code == 201 else None
-            status = response.status_code
-        except requests.RequestException as exc:
-            job_id, status = None, repr(exc)
+        if not hasattr(sessions, "session"):
+            sessions.session = requests.Session()
+        # A kept-alive connection the gateway closes just as a POST goes out is reset: the client sends
+        # the POST again under the same Idempotency-Key, which answers with the job the first one
+        # created, if it did.
+        keyed = {**headers, "Idempotency-Key": token}
+        for _attempt in range(2):
+            try:
+                response = sessions.session.post(f"{bases[index % len(bases)]}/v1/jobs", json=body, headers=keyed,
+                                                 timeout=60)
+            except requests.ConnectionError as exc:
+                job_id, status = None, repr(exc)
+                continue
+            except requests.RequestException as exc:
+                job_id, status = None, repr(exc)
+            else:
+                job_id = response.json()["id"] if response.status_code == 201 else None
+                status = response.status_code
+            break
         posts.append({"token": token, "sent": sent, "job_id": job_id, "status": status,
                       "expected": "COMPLETED" if code == 0 else "FAILED"})
 
@@ -224,10 +241,12 @@ def percentiles(values: list[float]) -> dict:
 def measure(posts: list[dict], starts: Path) -> dict:
     accepted = [p for p in posts if p["job_id"]]
     jobs = Job.objects.in_bulk([p["job_id"] for p in accepted])
+    posts_by_job = {p["job_id"]: p for p in accepted}
     terminal_events = {}
     for event in JobEvent.objects.filter(job_id__in=list(jobs), to_status__in=TERMINAL_STATUSES):
         terminal_events.setdefault(event.job_id, []).append(event)
     end_to_recorded, post_to_submitted = [], []
+    slow_records, slow_submissions = [], []
     lost, duplicated, wrong = [], [], []
     for post in accepted:
         job = jobs[post["job_id"]]
@@ -236,6 +255,7 @@ def measure(posts: list[dict], starts: Path) -> dict:
         events = terminal_events.get(job.pk, [])
         if job.submitted_at:
             post_to_submitted.append(job.submitted_at.timestamp() - post["sent"])
+            slow_submissions.append((post_to_submitted[-1], job.pk))
         if not events or start_count == 0:
             lost.append(job.pk)
             continue
@@ -247,13 +267,28 @@ def measure(posts: list[dict], starts: Path) -> dict:
         if result.exists():
             ended = datetime.fromisoformat(json.loads(result.read_text())["finished_at"])
             end_to_recorded.append((events[0].at - ended).total_seconds())
+            slow_records.append((end_to_recorded[-1], job.pk))
     return {
         "posted": len(posts), "accepted": len(accepted),
         "rejected": sorted({str(p["status"]) for p in posts if not p["job_id"]}),
         "end_to_recorded_s": percentiles(end_to_recorded), "post_to_submitted_s": percentiles(post_to_submitted),
         "lost": len(lost), "duplicated": len(duplicated), "wrong": len(wrong),
         "examples": {"lost": lost[:5], "duplicated": duplicated[:5], "wrong": wrong[:5]},
+        "slowest": {"recorded": [history(jobs[pk], posts_by_job[pk]) for _, pk in sorted(slow_records)[-3:]],
+                    "submitted": [history(jobs[pk], posts_by_job[pk]) for _, pk in sorted(slow_submissions)[-3:]]},
     }
+
+
+def history(job: Job, post: dict) -> dict:
+    """What happened to one job, in seconds after its POST: to tell a slow path from a stuck one."""
+    def since(at):
+        return round(at.timestamp() - post["sent"], 2) if at else None
+
+    result = settings.TRAIN_LOCAL_RUN_DIR / job.remote_name / "result.json"
+    ended = datetime.fromisoformat(json.loads(result.read_text())["finished_at"]) if result.exists() else None
+    return {"job": job.pk, "attempts": job.submit_attempts, "submitted": since(job.submitted_at),
+            "process_ended": since(ended),
+            "events": [(event.to_status, since(event.at)) for event in job.events.order_by("at", "id")]}
 
 
 def run(options) -> dict:
