@@ -53,12 +53,14 @@ def request_fingerprint(body) -> str:
 
 
 def _replay(account, key: str, fingerprint: str) -> Job | None:
-    record = IdempotencyKey.objects.select_related("job").filter(account=account, key=key).first()
-    if record is None:
+    # Nearly every key is new: ask for the two columns first, and read the job only for a replay.
+    record = IdempotencyKey.objects.filter(account=account, key=key).values_list("fingerprint", "job_id")[:1]
+    if not record:
         return None
-    if record.fingerprint != fingerprint:
+    (recorded, job_id), = record
+    if recorded != fingerprint:
         raise IdempotencyMismatch("This Idempotency-Key was already used with a different request body.")
-    return record.job
+    return Job.objects.get(pk=job_id)
 
 
 def job_create(*, account, user, data: dict, idempotency_key: str | None = None, fingerprint: str = "",
