@@ -32,9 +32,12 @@ from trainsvc.heartbeat import heartbeat
 log = logging.getLogger(__name__)
 
 WAITING_FOR = {WAITING_QUOTA: "Waiting for quota", WAITING_CAPACITY: "Waiting for capacity"}
-# A submission run looks at this many of the longest-due jobs at a time, in random order, so that
-# runs working in parallel mostly take different jobs instead of racing for the oldest one.
+# A submission run looks at this many of the longest-due jobs at a time and takes a random RUN_TAKE of
+# them, so that runs working in parallel on a backlog mostly take different jobs: a job another run
+# took costs a read and a failed conditional update, and runs walking the same 50 jobs collided on
+# most of them.
 RUN_BATCH = 50
+RUN_TAKE = 10
 
 
 def submit_lease() -> timedelta:
@@ -67,6 +70,12 @@ def jobs_due_for_submission(*, now=None):
         | Q(submission=Submission.SUBMITTING, submit_claimed_at__lt=now - submit_lease()))
 
 
+def jobs_due_in_turn():
+    """Due jobs, longest-due first, whichever way a job fell due. A job whose claim lapsed has no
+    next_submit_at (PostgreSQL sorts NULL last): by that alone, under a backlog it would never come."""
+    return jobs_due_for_submission().order_by(Coalesce("next_submit_at", "submit_claimed_at"))
+
+
 def jobs_submit_due(*, deadline: float) -> bool:
     """Submit due jobs, the longest-due first, until none is left or the monotonic `deadline` passes.
     Returns whether due jobs remain. Several runs may work at once: each job is taken by one claim,
@@ -74,21 +83,18 @@ def jobs_submit_due(*, deadline: float) -> bool:
     another run, so a burst of new jobs spreads over every free worker."""
     previous = None
     while True:
-        # Longest-due first, whichever way a job fell due: a job whose claim lapsed has no next_submit_at
-        # (PostgreSQL sorts NULL last), and under a backlog it would never reach a batch.
-        due = jobs_due_for_submission().order_by(Coalesce("next_submit_at", "submit_claimed_at"))
-        batch = list(due.values_list("pk", flat=True)[:RUN_BATCH])
+        batch = list(jobs_due_in_turn().values_list("pk", flat=True)[:RUN_BATCH])
         if not batch:
             return False
-        if set(batch) == previous:
-            # None of them moved on (a claim that keeps failing). No successor: it would find the same
-            # jobs at once, again and again. The minutely sweep queues the next run.
+        if previous and previous.issubset(batch):
+            # None of those it took moved on (a claim that keeps failing). No successor: it would find
+            # the same jobs at once, again and again. The sweep queues the next run.
             return False
-        previous = set(batch)
         if len(batch) > 1:
             queue.enqueue_submissions()  # a backlog: the next free worker joins in (and asks for the next)
-        random.shuffle(batch)
-        for job_id in batch:
+        taking = random.sample(batch, min(RUN_TAKE, len(batch)))
+        previous = set(taking)
+        for job_id in taking:
             if time.monotonic() >= deadline:
                 return True
             job_submit(job_id)
