@@ -16,6 +16,7 @@ supervisor and answers `{"pid": N}` (or `{"error": "..."}` when it could not for
 Standard library only, like the supervisor.
 """
 
+import gc
 import json
 import os
 import select
@@ -158,6 +159,7 @@ class Launcher:
 
 
 if __name__ == "__main__":
-    import gc
+    # What the supervisors inherit is never collected in them: their garbage collections then leave
+    # those pages alone instead of writing to, and so copying, every object they inherited.
     gc.freeze()
     serve()

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from trainsvc.heartbeat import holder_died_here
+
 
 class JobStatus(models.TextChoices):
     PENDING = "PENDING"
@@ -351,14 +353,24 @@ class WorkerLease(models.Model):
 
     @classmethod
     def acquire(cls, name: str, holder: str, seconds: float) -> bool:
-        """Take the lease if it is free or expired (or already ours); returns whether `holder` holds it."""
+        """Take the lease if it is free or expired (or already ours), or if its holder is a process of
+        this host that is gone (`holder_died_here`); returns whether `holder` holds it."""
         now = timezone.now()
         cls._ensure(name, now)
         until = now + timedelta(seconds=seconds)
-        return bool(
-            cls.objects.filter(name=name, held_until__lt=now).update(holder=holder, held_until=until)
-            or cls.objects.filter(name=name, holder=holder).update(held_until=until)
-        )
+        if (cls.objects.filter(name=name, held_until__lt=now).update(holder=holder, held_until=until)
+                or cls.objects.filter(name=name, holder=holder).update(held_until=until)):
+            return True
+        current = cls.objects.filter(name=name).values_list("holder", flat=True).first()
+        return bool(current and holder_died_here(current)
+                    and cls.objects.filter(name=name, holder=current).update(holder=holder, held_until=until))
+
+    @classmethod
+    def is_held(cls, name: str, *, now=None) -> bool:
+        """Whether a live holder has the lease: unexpired, and not a process of this host that is gone."""
+        current = cls.objects.filter(name=name, held_until__gt=now or timezone.now()).values_list(
+            "holder", flat=True).first()
+        return current is not None and not holder_died_here(current)
 
     @classmethod
     def renew(cls, name: str, holder: str, seconds: float) -> bool:

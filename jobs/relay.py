@@ -7,7 +7,8 @@ but a quiet period may bring none, and the minutely schedule would then be the o
 main process of `manage.py worker` is not a task worker, so it outlives them: every few seconds it
 asks, with a few indexed queries, whether polling or submitting is due and nobody is on it, and if so
 queues a run. Both requests are flag-gated, so several workers' checks still queue one run each.
-A poll loop whose process is gone from this host is not waited for: its lease is released at once."""
+A poll loop whose process is gone from this host is not waited for: its lease counts as free
+(WorkerLease.is_held), and the run this queues takes it over at once (WorkerLease.acquire)."""
 
 from django.utils import timezone
 
@@ -15,20 +16,8 @@ from jobs import queue
 from jobs.models import WorkerLease
 from jobs.polling import POLL_LOOP_LEASE, next_due_at
 from jobs.submission import jobs_due_for_submission
-from trainsvc.heartbeat import holder_died_here
 
 RELAY_CHECK_SECONDS = 2
-
-
-def _poll_loop_alive(now) -> bool:
-    """Whether a poll loop holds its lease. A holder on this host whose process is gone (SIGKILLed)
-    loses it at once, instead of when its lease lapses: the loop is taken over within the check's 2 s."""
-    lease = WorkerLease.objects.filter(name=POLL_LOOP_LEASE, held_until__gt=now).first()
-    if lease is None:
-        return False
-    if holder_died_here(lease.holder):
-        return not WorkerLease.release(POLL_LOOP_LEASE, lease.holder)
-    return True
 
 
 def relay_check(*, now=None) -> list[str]:
@@ -37,7 +26,8 @@ def relay_check(*, now=None) -> list[str]:
     now = now or timezone.now()
     queued = []
     upcoming = next_due_at()
-    if upcoming is not None and upcoming <= now and not _poll_loop_alive(now) and queue.enqueue_poll():
+    if upcoming is not None and upcoming <= now and not WorkerLease.is_held(POLL_LOOP_LEASE, now=now) \
+            and queue.enqueue_poll():
         queued.append("poll")
     if jobs_due_for_submission(now=now).exists() and queue.enqueue_submissions():
         queued.append("submit")

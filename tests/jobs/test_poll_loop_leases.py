@@ -1,6 +1,8 @@
 """Short leases kept alive by a heartbeat: a live holder keeps its work however long it takes, and a
 dead one's work is taken over within seconds (the poll loop's lease, a submission's claim)."""
 
+import socket
+import subprocess
 import threading
 from datetime import timedelta
 from functools import partial
@@ -15,7 +17,7 @@ from tests.support.fake_backend import FakeBackend
 from tests.support.jobs import make_job
 from tests.support.processes import wait_until
 from trainsvc.accounts.services import account_create
-from trainsvc.heartbeat import heartbeat
+from trainsvc.heartbeat import HOST_NAME_LENGTH, heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LEASE = 3
@@ -83,3 +85,17 @@ def test_a_slow_live_submission_keeps_its_claim_past_the_claim_lease(job, fake_b
     row = Job.objects.get(pk=job.pk)
     assert (row.submission, row.submit_attempts) == (Submission.SUBMITTED, 1)
     assert fake_backend.calls[f"create:{job.remote_name}"] == 1
+
+
+def test_a_lease_whose_holder_is_gone_from_this_host_is_taken_over_at_once():
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert WorkerLease.acquire("loop", f"{socket.gethostname()[:HOST_NAME_LENGTH]}:{gone.pid}:0000", 60)
+    assert not WorkerLease.is_held("loop"), "a dead holder's lease counts as free"
+    assert WorkerLease.acquire("loop", "second", LEASE), "the dead holder's 60 s lease was waited out"
+
+
+def test_a_lease_held_from_another_host_is_waited_out():
+    assert WorkerLease.acquire("loop", "another-host:1:0000", 60)
+    assert WorkerLease.is_held("loop")
+    assert not WorkerLease.acquire("loop", "second", LEASE)
