@@ -1,14 +1,16 @@
 """Submitting to Azure ML exactly once: the environment version, then one job PUT; a PUT whose answer
 was lost is looked up by name (comparing properties.train_job_id) before any retry; a name taken by
 another job is a permanent error; the workspace guard runs before every submit; throttling waits for
-Retry-After; and jobs created through the service reach the fake with the pinned configuration."""
+Retry-After; a quota refusal keeps the job waiting PENDING; and jobs created through the service reach
+the fake with the pinned configuration."""
 
 import pytest
+from django.utils import timezone
 
 from backends.azure.azureml import AzureMLBackend
 from backends.azure.translation import build_request
 from backends.base import BackendError, JobSpec
-from jobs.models import Job, Submission
+from jobs.models import Job, JobStatus, Submission
 from jobs.services import job_spec
 from jobs.submission import job_submit
 from tests.backends.azureml_support import ACR_IMAGE, DIGEST
@@ -103,4 +105,26 @@ def test_jobs_created_through_the_service_are_submitted_with_every_field(fake_cl
     job = Job.objects.get(pk=job_id)
     assert job.submission == Submission.SUBMITTED and job.remote_name == AzureMLBackend.remote_name(job_id)
     assert azure.creates == [build_request(job_spec(job), job.remote_name, azure_config)["job"]["body"]]
+    assert azure.jobs_tagged(job_id) == [job.remote_name]
+
+
+def test_a_job_refused_for_quota_waits_pending_and_is_submitted_once_it_frees(fake_cloud, acme, azure,
+                                                                              azure_config):
+    configure(acme, azure_config, "azure-ml")
+    (job_id,) = create_jobs(acme, 1, body=AZURE_BODY)
+    azure.quota_full = True
+    for _ in range(3):
+        Job.objects.filter(pk=job_id).update(next_submit_at=timezone.now())  # its back-off is over
+        job_submit(job_id)
+        job = Job.objects.get(pk=job_id)
+        assert (job.status, job.submission) == (JobStatus.PENDING, Submission.WAITING)
+    assert job.status_message.startswith("Waiting for quota: ")
+    assert "QuotaExceeded: Not enough quota available for Standard_NC6s_v3" in job.status_message
+    assert azure.creates == []
+
+    azure.quota_full = False
+    Job.objects.filter(pk=job_id).update(next_submit_at=timezone.now())
+    job_submit(job_id)
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.submission, job.status_message) == (JobStatus.PENDING, Submission.SUBMITTED, "")
     assert azure.jobs_tagged(job_id) == [job.remote_name]

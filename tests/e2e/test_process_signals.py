@@ -1,16 +1,19 @@
 """The worker and the gateway, started from their Procfile lines, stop within seconds on SIGTERM,
 whether it is sent to the whole process group (honcho's Ctrl-C, systemd's stop) or to the main
-process alone, and leave none of their processes behind."""
+process alone, and leave none of their processes behind; and Ctrl-C under `make run` (honcho) stops
+everything without honcho having to SIGKILL anything."""
 
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.processes import gateway, qcluster, wait_until
+from tests.support import processes
+from tests.support.processes import free_port, gateway, qcluster, service_env, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 STOP_DEADLINE_SECONDS = 15
@@ -35,6 +38,13 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def cluster_started(proc, log: Path, workers: int = 2):
@@ -85,3 +95,33 @@ def test_gateway_stops_on_sigterm_to_its_process_group(tmp_path):
         assert len(children) == 2  # WEB_CONCURRENCY workers
         assert_stops(proc, children, lambda: os.killpg(proc.pid, signal.SIGTERM))
     assert proc.returncode == 0
+
+
+def test_ctrl_c_under_honcho_stops_the_procfile_without_a_sigkill(tmp_path):
+    """`make run`'s Ctrl-C: the terminal sends SIGINT to honcho's whole process group (honcho starts
+    the Procfile's lines in its own group), and honcho SIGTERMs each process. Honcho SIGKILLs what is
+    still running 5 s later, and says so; a clean stop never gets there."""
+    import requests
+
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    env = service_env(PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", TRAIN_BIND="127.0.0.1")
+    log = tmp_path / "honcho.log"
+    with processes.running([str(bin_dir / "honcho"), "start", "-f", "Procfile", "-p", str(port)], env=env,
+                            log_path=log) as proc:
+        def ready():
+            assert proc.poll() is None, log.read_text()[-2000:]
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(ready, timeout=60, message="the Procfile's gateway to answer /readyz")
+        wait_until(lambda: any(len(descendants(pid)) >= 5 for pid in descendants(proc.pid)
+                               if "manage.py worker" in cmdline(pid)),
+                   timeout=60, message="the Procfile's worker cluster to start")
+        children = descendants(proc.pid)
+        elapsed = assert_stops(proc, children, lambda: os.killpg(proc.pid, signal.SIGINT))
+    output = log.read_text()
+    assert "SIGKILL" not in output, output[-3000:]
+    assert elapsed < STOP_DEADLINE_SECONDS

@@ -99,6 +99,7 @@ class FakeAzureML(DeliveryLog):
         self.runtime: dict[str, dict] = {}  # job key -> {"created", "started", "ended", "error", "logs"}
         self.operations: dict[str, str] = {}  # operation id -> job key
         self.creates: list[dict] = []  # every applied job PUT body, in order
+        self.quota_full = False  # while set, a new job's PUT is refused with QuotaExceeded
         self._init_deliveries()
         self.cancel_gates: dict[str, threading.Event] = {}  # job name -> CancelJob waits until it is set
         self._shown: list[str] = []
@@ -293,6 +294,10 @@ class FakeAzureML(DeliveryLog):
                                  "be updated.")
             job["properties"].update({k: properties[k] for k in MUTABLE if k in properties})
             return FakeResponse.json(200, self._show(key))
+        if self.quota_full:
+            size = properties.get("resources", {}).get("instanceType", "the requested VM size")
+            raise AzureError(400, "QuotaExceeded", f"Not enough quota available for {size} in this subscription. "
+                             "Request an increase, or try again once other jobs have finished.")
         now = time.time()
         record = {"id": f"{self._workspace_id(groups)}/jobs/{name}", "name": name,
                   "type": "Microsoft.MachineLearningServices/workspaces/jobs",
