@@ -178,6 +178,9 @@ class LocalBackend(Backend):
             "kill_grace_seconds": settings.TRAIN_LOCAL_KILL_GRACE_SECONDS,
             "image": spec.image,
             "isolation": self._isolation(),
+            # Made read-only for the job when it is isolated (backends/local_isolation.py).
+            "mounts": [{"path": str(local_mount_path(mount.source)), "read_only": mount.mode != "rw"}
+                       for mount in spec.storage_mounts],
         }
 
     def _container_request(self, spec: JobSpec, name: str, engine) -> dict:

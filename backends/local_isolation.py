@@ -26,7 +26,8 @@ from pathlib import Path
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
-MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV = 0x4000, 0x40000, 0x2, 0x4
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 0x1, 0x2, 0x4, 0x8, 0x20, 0x1000
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 IFREQ = "16sH14x"  # struct ifreq: the interface name, then ifr_flags
 # One sweep of kill(-1) reaches every process of the user, even one that forks as fast as it can: the
@@ -136,23 +137,54 @@ def _private_network() -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack(IFREQ, b"lo", flags | IFF_UP))
 
 
-def _hide_socket_dirs() -> None:
-    """A mount namespace of its own in which local service sockets are covered by empty tmpfs."""
+def _private_mounts(mounts: list[dict]) -> None:
+    """A mount namespace of its own, in which local service sockets are covered by empty tmpfs and
+    each `ro` storage mount is a read-only bind of itself (the host's mount table is untouched)."""
     _libc_call("unshare", CLONE_NEWNS)
     _libc_call("mount", None, b"/", None, MS_REC | MS_PRIVATE, None)
     for directory in sorted({os.path.realpath(path) for path in HIDDEN_SOCKET_DIRS}):
         if os.path.isdir(directory):
             _libc_call("mount", b"tmpfs", directory.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=4k,mode=0755")
+    for path, read_only in mount_binds(mounts):
+        _bind_onto_itself(path, read_only=read_only)
 
 
-def job_preexec(uid: int, *, private_network: bool):
+def mount_binds(mounts: list[dict]) -> list[tuple[str, bool]]:
+    """The binds that make each `ro` mount read-only: every `ro` path, and every `rw` path inside one
+    (a bind of the outer path made it read-only too). Outer paths come first."""
+    binds, read_only_paths = [], []
+    for mount in sorted(mounts, key=lambda m: len(m["path"])):
+        path = mount["path"]
+        inside_read_only = any(path == outer or path.startswith(outer.rstrip("/") + "/") for outer in read_only_paths)
+        if mount["read_only"]:
+            read_only_paths.append(path)
+            binds.append((path, True))
+        elif inside_read_only:
+            binds.append((path, False))
+    return binds
+
+
+def _bind_onto_itself(path: str, *, read_only: bool) -> None:
+    # A remount sets the bind's flags outright: keep noexec where the file system has it, and never
+    # honour set-uid files or device nodes in a job's data.
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV
+    if os.statvfs(path).f_flag & os.ST_NOEXEC:
+        flags |= MS_NOEXEC
+    if read_only:
+        flags |= MS_RDONLY
+    _libc_call("mount", path.encode(), path.encode(), None, MS_BIND, None)
+    _libc_call("mount", None, path.encode(), None, flags, None)
+
+
+def job_preexec(uid: int, *, private_network: bool, mounts: list[dict] = ()):
     """What the job's child process does between fork and exec, as root: leave Train's network and
-    local sockets behind, then drop to the job's user for good. Any failure stops the exec."""
+    local sockets behind, make its `ro` mounts read-only, then drop to the job's user for good. Any
+    failure stops the exec. `mounts`: [{"path", "read_only"}], as in the run's spec.json."""
 
     def enter() -> None:
         if private_network:
             _private_network()
-        _hide_socket_dirs()
+        _private_mounts(list(mounts))
         _become(uid)
         if os.getuid() != uid or os.geteuid() != uid:
             raise OSError(errno.EPERM, "could not drop privileges")

@@ -87,7 +87,7 @@ def start_job(run: Path, spec: dict, uid: int | None) -> subprocess.Popen:
     env, preexec = spec["env"], None
     if uid is not None:
         isolation = spec["isolation"]
-        preexec = job_preexec(uid, private_network=isolation["network"] == "none")
+        preexec = job_preexec(uid, private_network=isolation["network"] == "none", mounts=spec.get("mounts", []))
         # Tools that look the user up by name (getpass) find it in the environment.
         env = {**env, "USER": f"train-job-{uid}", "LOGNAME": f"train-job-{uid}"}
         os.chown(spec["cwd"], uid, uid)
@@ -100,9 +100,19 @@ def start_job(run: Path, spec: dict, uid: int | None) -> subprocess.Popen:
         )
 
 
+def missing_mount(spec: dict) -> str:
+    """Why the job cannot start with its mounts bound (one vanished since it was validated), or ""."""
+    for index, mount in enumerate(spec.get("mounts", [])):
+        if not os.path.exists(mount["path"]):
+            return f"Storage mount {index} ({mount['path']}) no longer exists on the Train host."
+    return ""
+
+
 def supervise(run: Path, spec: dict, uid: int | None) -> dict:
     started = time.monotonic()
     write_atomic(run / "started", {"at": now_iso(), "supervisor_pid": os.getpid()})
+    if uid is not None and (gone := missing_mount(spec)):
+        return {"outcome": "failed_to_start", "message": gone}
     try:
         child = start_job(run, spec, uid)
     except (OSError, subprocess.SubprocessError) as exc:
