@@ -263,6 +263,14 @@ class Backend(ABC):
         backend runs Train's images as they are (local), or takes none."""
         return None
 
+    def pin_image(self, image: str) -> str:
+        """`image` by digest (`<registry>/<repository>@sha256:…`) when it names a tag in the cloud's own
+        registry that Train can read with the account's credentials; otherwise `image` unchanged (the
+        cloud then runs the tag as given). The core calls it once, before a job's first create, and
+        records the answer on the job (`image_digest`, `cloud_image`): every attempt then sends the
+        same digest, and the API shows which one ran. Never raises for a registry it cannot read."""
+        return image
+
     @property
     def mirror_on_push(self) -> bool:
         """Whether the account asked for pushed tags to be mirrored before any job needs them."""

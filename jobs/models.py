@@ -249,6 +249,16 @@ class Job(models.Model):
         return bool(Job.objects.filter(pk=self.pk, status=JobStatus.PENDING, submission__in=MIRROR_STAGES).update(
             submission=Submission.WAITING, next_submit_at=retry_at, status_message=message[:2000]))
 
+    def record_pinned_image(self, *, attempt: int, reference: str, digest: str) -> bool:
+        """The backend pinned the job's tag to `digest` (`reference` is `<repository>@<digest>`), under
+        this attempt's claim: every later attempt sends the same digest."""
+        changed = bool(Job.objects.filter(pk=self.pk, submission=Submission.SUBMITTING, submit_attempts=attempt,
+                                          image_digest="", cloud_image="").update(
+            image_digest=digest, cloud_image=reference))
+        if changed:
+            self.image_digest, self.cloud_image = digest, reference
+        return changed
+
     def record_cloud_image(self, reference: str) -> bool:
         """The mirror is DONE: record what the backend pulls, and make the job submittable again."""
         won = Job.objects.filter(pk=self.pk, status=JobStatus.PENDING, submission__in=MIRROR_STAGES).update(

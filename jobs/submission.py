@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from backends.base import WAITING_CAPACITY, WAITING_QUOTA, BackendError, RemoteRef, SpecError
+from backends.base import WAITING_CAPACITY, WAITING_QUOTA, Backend, BackendError, RemoteRef, SpecError
 from jobs import queue
 from jobs.mirroring import job_mirror_stage
 from jobs.models import Job, JobStatus, Submission
@@ -124,6 +124,7 @@ def _submit_claimed(job: Job) -> None:
                                actor=job.cancel_requested_by,
                                expect={"submission": Submission.SUBMITTING, "submit_attempts": attempt})
                 return
+            _pin_image(job, backend)
             ref = backend.submit(job_spec(job), job.remote_name)
         faults.hit("submit_after_create")
     except SpecError as exc:
@@ -136,6 +137,17 @@ def _submit_claimed(job: Job) -> None:
             _release(job, attempt, exc)
         return
     _mark_submitted(job, attempt, ref, backend.console_url(ref))
+
+
+def _pin_image(job: Job, backend: Backend) -> None:
+    """A tag in the cloud's own registry is sent by the digest it names now, recorded on the job first
+    (a retry sends the same digest, and the API shows it). Train's own images are pinned already."""
+    if job.image_digest or job.cloud_image:
+        return
+    pinned = backend.pin_image(job.image)
+    _, at, digest = pinned.rpartition("@")
+    if pinned != job.image and at and digest.startswith("sha256:"):
+        job.record_pinned_image(attempt=job.submit_attempts, reference=pinned, digest=digest)
 
 
 def _mark_submitted(job: Job, attempt: int, ref: RemoteRef, console_url: str) -> None:

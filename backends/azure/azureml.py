@@ -8,7 +8,6 @@ lost is looked up by name, comparing the immutable `properties.train_job_id`, be
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import time
@@ -92,11 +91,13 @@ class AzureMLBackend(Backend):
         return workspace_of(self.config)
 
     # --- submission -------------------------------------------------------------------------------------
-    def submit(self, spec: JobSpec, name: str) -> RemoteRef:
-        workspace_record(self.client, self.config, spec.account_id)  # the guard, before every submit
+    def pin_image(self, image: str) -> str:
         from backends.azure.images import pinned_image
 
-        spec = dataclasses.replace(spec, image=pinned_image(self.config, spec.image))
+        return pinned_image(self.config, image)
+
+    def submit(self, spec: JobSpec, name: str) -> RemoteRef:
+        workspace_record(self.client, self.config, spec.account_id)  # the guard, before every submit
         request = self.build_request(spec, name)
         environment = request["environment"]
         try:  # content-addressed: re-sending the same version is harmless, so it is retried freely

@@ -9,7 +9,6 @@ google-auth is imported lazily (decision 0070: a thin REST adapter, no aiplatfor
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -256,10 +255,12 @@ class VertexBackend(Backend):
             raise BackendError(f"Cannot mirror to Artifact Registry: {exc}", permanent=True) from exc
 
     # --- submission --------------------------------------------------------------------------------
-    def submit(self, spec: JobSpec, name: str) -> RemoteRef:
+    def pin_image(self, image: str) -> str:
         from backends.gcp.images import pinned_image
 
-        spec = dataclasses.replace(spec, image=pinned_image(self.config, spec.image))  # a tag runs its digest
+        return pinned_image(self.config, image)
+
+    def submit(self, spec: JobSpec, name: str) -> RemoteRef:
         request = self.build_request(spec, name)
         last: BackendError | None = None
         for attempt in range(CREATE_TRIES):

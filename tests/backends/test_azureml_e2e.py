@@ -100,8 +100,8 @@ def test_an_image_pushed_to_train_runs_on_azure_ml_from_acr(operator, member, fa
             assert tagged.status_code == 201, tagged.text
             wait_until(lambda: len(azure.creates) == 2, timeout=60, message="the second job to be created")
             second = Job.objects.get(pk=tagged.json()["id"])
-            environment = build_request(job_spec(second), second.remote_name, second.backend_config)["environment"]
-            assert environment["body"]["properties"]["image"] == "acmeimages.azurecr.io/train/acme/trainer:stable"
+            assert (second.image, second.image_digest, second.cloud_image) == (
+                "acmeimages.azurecr.io/train/acme/trainer:stable", built.digest, reference), "which digest ran"
             pinned = [env for env in azure.environments.values() if env["properties"]["image"] == reference]
             assert pinned and azure.creates[1]["properties"]["environmentId"] == request["environment"]["path"]
 

@@ -140,6 +140,8 @@ def test_an_image_pushed_to_train_runs_on_vertex_ai_by_digest(operator, member, 
             tagged_id = created.json()["id"]
             tagged_sent = next(body for body in vertex.creates if body["labels"]["train-job-id"] == tagged_id)
             assert tagged_sent["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["imageUri"] == reference
+            shown = requests.get(f"{base}/v1/jobs/{tagged_id}", headers=member.http_headers, timeout=10).json()
+            assert (shown["image_digest"], shown["cloud_image"]) == (built.digest, reference), "which digest ran"
 
             vertex.start(job.remote_id)
             running = wait_for(base, member, job_id, {"IN_PROGRESS"})

@@ -3,10 +3,10 @@
 Register it with the `fake_backend` fixture; then script it: `FakeBackend.jobs[name] = RemoteStatus(...)`,
 `FakeBackend.fail_next["submit"] = BackendError(...)` (once) or `FakeBackend.failing[...]` (until
 removed), `FakeBackend.queue_seconds` (what max_queue_seconds answers), and read `FakeBackend.calls`
-and `FakeBackend.configs` (the configuration each call was made with). `FakeBackend.mirror_to` (a
-registry's base URL, e.g. a Distribution from tests/support/distribution.py) makes it a backend whose
-cloud pulls from there: Train's images are mirrored to `train/<account>/<path>` with
-`mirror_credentials` before submission."""
+and `FakeBackend.configs` (the configuration each call was made with). `FakeBackend.pins` is what
+`pin_image` answers for an image. `FakeBackend.mirror_to` (a registry's base URL, e.g. a
+Distribution from tests/support/distribution.py) makes it a backend whose cloud pulls from there:
+Train's images are mirrored to `train/<account>/<path>` with `mirror_credentials` before submission."""
 
 from collections import Counter
 
@@ -36,12 +36,14 @@ class FakeBackend(Backend):
     mirror_to: str | None = None  # base URL of the registry the "cloud" pulls from; None: takes Train's images
     mirror_credentials: tuple[str, str] = ("", "")
     specs: list = []  # the JobSpec of each submit call
+    pins: dict[str, str] = {}  # image -> the reference pin_image answers (a tag's current digest)
 
     @classmethod
     def reset(cls):
         cls.jobs, cls.calls, cls.fail_next, cls.unreachable, cls.canceled = {}, Counter(), {}, set(), []
         cls.failing, cls.configs, cls.queue_seconds = {}, [], 0
         cls.deadlines, cls.mirror_to, cls.mirror_credentials, cls.specs = [], None, ("", ""), []
+        cls.pins = {}
 
     def mirror_target(self, repository):
         # The pinned configuration may name the target (a worker process cannot be scripted).
@@ -52,6 +54,10 @@ class FakeBackend(Backend):
         username, password = self.config.get("mirror_credentials", self.mirror_credentials)
         return MirrorTarget(registry=host, repository=f"train/{repository}", scheme=scheme, label="the test registry",
                             credentials=lambda: Credentials(username, password))
+
+    def pin_image(self, image):
+        self.calls["pin_image"] += 1
+        return self.pins.get(image, image)
 
     def _maybe_fail(self, op):
         self.calls[op] += 1
