@@ -266,9 +266,9 @@ class Backend(ABC):
     def pin_image(self, image: str) -> str:
         """`image` by digest (`<registry>/<repository>@sha256:…`) when it names a tag in the cloud's own
         registry that Train can read with the account's credentials; otherwise `image` unchanged (the
-        cloud then runs the tag as given). The core calls it once, before a job's first create, and
-        records the answer on the job (`image_digest`, `cloud_image`): every attempt then sends the
-        same digest, and the API shows which one ran. Never raises for a registry it cannot read."""
+        cloud then runs the tag as given). The core calls it before a create until it pins, and records
+        the answer on the job (`image_digest`, `cloud_image`): every later attempt sends the same
+        digest, and the API shows which one ran. Never raises for a registry it cannot read."""
         return image
 
     @property
