@@ -24,6 +24,7 @@ from django.conf import settings
 
 from backends.base import Backend, BackendError, JobSpec, RemoteRef, RemoteStatus, SpecError
 from backends.local_engine import GPU_DEVICE, engine_environment, local_engine
+from backends.local_images import prune_lock_path
 from backends.local_isolation import can_isolate, secure_data_dir, unreachable_parent
 from backends.local_launcher import Launcher
 from registry.hosts import LOOPBACK_NAMES, is_train_registry
@@ -212,6 +213,7 @@ class LocalBackend(Backend):
                 "name": name, "image": image, "repository": repository, "account_id": spec.account_id,
                 "tls_verify": tls_verify,
                 "create_args": args, "args": [*spec.command[1:], *spec.args],
+                "prune_lock": str(prune_lock_path()),
             },
         }
 

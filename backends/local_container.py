@@ -12,10 +12,12 @@ whatever process dies between two steps nothing runs twice and nothing is lost:
 Standard library only: `backends.local_runner` imports it without Django.
 """
 
+import fcntl
 import json
 import os
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 WAIT_STEP_SECONDS = 0.5
@@ -147,13 +149,14 @@ def supervise(run: Path, spec: dict, uid: int | None, *, now_iso, write_atomic) 
         if state is None:
             if (run / "started").exists():
                 return {"outcome": "lost", "message": f"The container {container['name']} no longer exists."}
-            try:
-                pull(container, run)
-            except EngineError as exc:
-                return {"outcome": "pull_failed", "message": f"Could not pull {container['image']}: {exc}"}
-            finally:
-                _drop_credentials(run)
-            create(container, run, uid)
+            with _no_prune(container):  # the image stays in the store until the container exists
+                try:
+                    pull(container, run)
+                except EngineError as exc:
+                    return {"outcome": "pull_failed", "message": f"Could not pull {container['image']}: {exc}"}
+                finally:
+                    _drop_credentials(run)
+                create(container, run, uid)
             state = inspect(container) or {}
         started = _read_started(run)
         if started is None:
@@ -199,6 +202,28 @@ def _wait(run: Path, spec: dict, container: dict, started_at: float) -> dict:
         if follower.poll() is None:
             follower.kill()
             follower.wait()
+
+
+@contextmanager
+def prune_lock(path: str | Path, *, exclusive: bool):
+    """The lock that keeps a prune of the image store (exclusive, backends/local_images.py) and a
+    job's pull-then-create (shared) apart: an image never goes between a job's pull and its create,
+    which (`--pull never`) would then fail."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _no_prune(container: dict):
+    if not container.get("prune_lock"):  # a spec written before the lock existed
+        yield
+        return
+    with prune_lock(container["prune_lock"], exclusive=False):
+        yield
 
 
 def _read_started(run: Path) -> dict | None:

@@ -7,6 +7,7 @@ from django.db import close_old_connections
 
 from jobs import queue
 from jobs.effects import event_run_effects
+from jobs.image_store import local_images_tidy
 from jobs.mirroring import mirror_drive
 from jobs.polling import jobs_poll_loop
 from jobs.submission import job_cancel_remote, job_submit, jobs_submit_due
@@ -67,3 +68,8 @@ def sweep_jobs() -> dict:
 
 def run_job_effects(event_id: int) -> None:
     event_run_effects(event_id)
+
+
+def prune_local_images() -> dict:
+    """Hourly: free the local backend's image store of images no recent or active job wants."""
+    return local_images_tidy()

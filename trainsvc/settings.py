@@ -389,6 +389,8 @@ if TRAIN_LOCAL_RUNTIME not in ("auto", "podman", "docker", "process"):
 TRAIN_LOCAL_ALLOW_EXTERNAL_IMAGES = env_bool("TRAIN_LOCAL_ALLOW_EXTERNAL_IMAGES", True)
 # podman's configuration, image store and state for local jobs: Train's own, never the user's.
 TRAIN_LOCAL_CONTAINERS_DIR = TRAIN_DATA_DIR / "containers"
+# The hourly prune of that image store keeps the images of local jobs that finished this recently.
+TRAIN_LOCAL_IMAGE_KEEP_HOURS = env_int("TRAIN_LOCAL_IMAGE_KEEP_HOURS", 24)
 
 
 def default_local_path() -> str:

@@ -1,6 +1,7 @@
 """Local jobs in containers, end to end with a real podman: skopeo pushes a tiny busybox image to Train's
 registry (a gateway from the Procfile), a member submits `local` jobs through the REST API, and a real
-worker runs them in containers of the pinned digest, pulled with a one-repository pull token.
+worker runs them in containers of the pinned digest, pulled with a one-repository pull token; the
+image store's prune frees what no job wants.
 
 One gateway and one worker serve the whole module; the test that kills the worker runs last."""
 
@@ -16,6 +17,8 @@ import requests
 from django.conf import settings
 
 from backends.local_engine import podman_environment
+from backends.local_images import image_digests, local_images_prune
+from jobs.image_store import local_images_tidy
 from jobs.models import TERMINAL_STATUSES, Job, JobEvent
 from tests.conftest import require_tool
 from tests.support.busybox_image import build_busybox_image
@@ -158,6 +161,39 @@ def test_cancel_stops_with_sigterm_expiry_stops_and_a_failed_pull_says_why(stack
     assert failed["status"] == "FAILED"
     assert "Could not pull docker.io" not in failed["status_message"]
     assert "Could not pull registry.invalid/train/none:v1" in failed["status_message"], failed
+
+
+def store_digests() -> set[str]:
+    """The digests of the images in Train's podman store."""
+    done = subprocess.run(["podman", "images", "--format", "json"], env={**os.environ, **podman_environment()},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return {digest for image in json.loads(done.stdout or "[]") for digest in image_digests(image)}
+
+
+def test_the_prune_frees_images_no_job_wants_but_never_one_a_container_uses(stack, member, tmp_path, settings):
+    settings.TRAIN_LOCAL_RUNTIME = "podman"  # this process prunes the store the module's worker uses
+    layout = tmp_path / "layout"
+    digest = build_busybox_image(layout, "v1", marker="prune me")
+    push(stack, member, layout, "v1")
+    running = submit(stack, member, ["sleep", "300"])
+    wait_for(stack, member, running["id"], {"IN_PROGRESS"})
+
+    assert local_images_prune(keep_digests=set()).in_use >= 1
+    assert digest in store_digests(), "a running job's image stays"
+    requests.post(f"{stack['base']}/v1/jobs/{running['id']}/cancel", headers=member.http_headers, timeout=30)
+    assert wait_for(stack, member, running["id"], TERMINAL_STATUSES)["status"] == "CANCELED"
+    name = Job.objects.get(pk=running["id"]).remote_name
+    wait_until(lambda: not container_exists(name), timeout=60, message="the container to be removed")
+
+    assert local_images_tidy()["kept"] >= 1, "a job that just finished still wants its image"
+    assert digest in store_digests()
+    report = local_images_prune(keep_digests=set())
+    assert report.removed and digest not in store_digests(), report
+
+    again = submit(stack, member, ["cat", "/etc/train-image"])  # pulled again
+    assert wait_for(stack, member, again["id"], TERMINAL_STATUSES)["status"] == "COMPLETED"
+    assert log_lines(stack, member, again["id"]) == ["prune me"]
 
 
 def test_a_worker_and_supervisor_killed_mid_run_lead_to_exactly_one_container_run(stack, member, storage_dir,

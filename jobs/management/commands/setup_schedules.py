@@ -11,6 +11,8 @@ SCHEDULES = [
     # Idle sessions hold an account's upload slots: reclaim them soon after the idle timeout.
     ("train: reclaim registry uploads", "registry.tasks.reclaim_uploads", lambda: 10),
     ("train: registry gc", "registry.tasks.collect_garbage", lambda: settings.TRAIN_REGISTRY_GC_INTERVAL_MINUTES),
+    # The local backend's podman image store: what no recent or active job wants (jobs/image_store.py).
+    ("train: prune local images", "jobs.tasks.prune_local_images", lambda: 60),
 ]
 # Names this command created before and no longer wants. (Missed runs are not caught up: Q_CLUSTER
 # sets catch_up off, so a worker that was down runs each schedule once, not once per missed period.)
