@@ -168,3 +168,19 @@ def vertex_config(google_emulated) -> dict:
 def vertex_account(acme, vertex_config):
     BackendConfig.objects.create(account=acme, backend="vertex-ai", config=vertex_config)
     return acme
+
+
+@pytest.fixture
+def isolating_local_backend(settings):
+    """A LocalBackend that runs each job as a user of its own, which needs Train to run as root: without
+    root the test fails in CI and is skipped elsewhere."""
+    from backends.local import LocalBackend
+    from tests.conftest import IN_CI
+
+    if os.geteuid() != 0:
+        message = "local job isolation needs Train to run as root"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    settings.TRAIN_LOCAL_KILL_GRACE_SECONDS = 1
+    return LocalBackend()

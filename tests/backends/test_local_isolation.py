@@ -10,9 +10,7 @@ import pytest
 from django.conf import settings
 
 from backends.base import BackendError, JobSpec, Mount
-from backends.local import LocalBackend
 from registry.tokens import signing_keys
-from tests.conftest import IN_CI
 from tests.support.processes import wait_until
 
 # Run by the job with the host's python3: tries each way into Train and prints one line per try.
@@ -52,18 +50,9 @@ print("OK mount:", open(os.path.join(os.environ["STORAGE_MOUNT_0_PATH"], "data.t
 
 
 @pytest.fixture(autouse=True)
-def as_root():
-    if os.geteuid() != 0:
-        message = "local job isolation needs Train to run as root"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture
-def backend(settings):
-    settings.TRAIN_LOCAL_KILL_GRACE_SECONDS = 1
-    return LocalBackend()
+def backend(isolating_local_backend):
+    """Every test here needs root (tests/backends/conftest.py)."""
+    return isolating_local_backend
 
 
 @pytest.fixture

@@ -3,16 +3,11 @@ change or delete anything in them, even where the files' permissions would let i
 `rw` mounts (also one inside an `ro` mount) stay writable. The host's mount table is untouched. A
 mount that vanished between validation and the start fails the job, naming the mount."""
 
-import os
 import uuid
 from pathlib import Path
 
-import pytest
-
 from backends.base import Mount
-from backends.local import LocalBackend
 from tests.backends.test_local_isolation import final, name, spec
-from tests.conftest import IN_CI
 
 # One line per try, with the shell's own error: "Read-only file system" is the mount's refusal.
 WRITER = r"""
@@ -22,21 +17,6 @@ for target in "$STORAGE_MOUNT_0_PATH/new.txt" "$STORAGE_MOUNT_0_PATH/data.txt" \
 done
 if rm "$STORAGE_MOUNT_0_PATH/data.txt" 2>err; then echo "DELETED data.txt"; else echo "KEPT data.txt: $(cat err)"; fi
 """
-
-
-@pytest.fixture(autouse=True)
-def as_root():
-    if os.geteuid() != 0:
-        message = "read-only mounts of local jobs need Train to run as root"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture
-def backend(settings):
-    settings.TRAIN_LOCAL_KILL_GRACE_SECONDS = 1
-    return LocalBackend()
 
 
 def open_dir(path: Path) -> Path:
@@ -50,7 +30,8 @@ def mount_table() -> list[str]:
     return Path("/proc/self/mountinfo").read_text().splitlines()
 
 
-def test_ro_mounts_are_read_only_to_the_job_and_rw_mounts_stay_writable(backend, storage_dir):
+def test_ro_mounts_are_read_only_to_the_job_and_rw_mounts_stay_writable(isolating_local_backend, storage_dir):
+    backend = isolating_local_backend
     read_only = open_dir(storage_dir / f"ro-{uuid.uuid4().hex[:8]}")
     (read_only / "data.txt").write_text("training data\n")
     (read_only / "data.txt").chmod(0o666)
@@ -73,7 +54,8 @@ def test_ro_mounts_are_read_only_to_the_job_and_rw_mounts_stay_writable(backend,
     assert [line for line in mount_table() if str(storage_dir) in line] == [], "the binds stay in the job's namespace"
 
 
-def test_a_mount_that_vanished_before_the_start_fails_the_job_naming_it(backend, storage_dir):
+def test_a_mount_that_vanished_before_the_start_fails_the_job_naming_it(isolating_local_backend, storage_dir):
+    backend = isolating_local_backend
     gone = storage_dir / f"gone-{uuid.uuid4().hex[:8]}"  # validated when it existed, removed since
     ref = backend.submit(spec("true", storage_mounts=(Mount(f"file://{gone}", "ro"),)), name())
     seen = final(backend, ref)
