@@ -1,9 +1,10 @@
-"""Local jobs in containers, end to end with a real podman: skopeo pushes a tiny busybox image to Train's
-registry (a gateway from the Procfile), a member submits `local` jobs through the REST API, and a real
-worker runs them in containers of the pinned digest, pulled with a one-repository pull token; the
-image store's prune frees what no job wants.
+"""Local jobs in containers, end to end with a real podman and a real docker daemon: skopeo pushes a tiny
+busybox image to Train's registry (a gateway from the Procfile), a member submits `local` jobs through
+the REST API, and a real worker runs them in containers of the pinned digest, pulled with a
+one-repository pull token; podman's image store is pruned of what no job wants.
 
-One gateway and one worker serve the whole module; the test that kills the worker runs last."""
+Every test runs once per engine. One gateway and one worker serve each engine's tests; the test that
+kills the worker runs last."""
 
 import json
 import os
@@ -20,7 +21,7 @@ from backends.local_engine import podman_environment
 from backends.local_images import image_digests, local_images_prune
 from jobs.image_store import local_images_tidy
 from jobs.models import TERMINAL_STATUSES, Job, JobEvent
-from tests.conftest import require_tool
+from tests.conftest import IN_CI, require_tool
 from tests.support.busybox_image import build_busybox_image
 from tests.support.processes import free_port, gateway, qcluster, wait_until
 
@@ -29,18 +30,34 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 REPOSITORY = "acme/box"
 
 
-@pytest.fixture(scope="module")
-def stack(django_db_setup, tmp_path_factory):
-    for tool in ("podman", "runc", "skopeo", "busybox"):
+def require_docker_daemon() -> None:
+    require_tool("docker")
+    done = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode != 0:
+        message = f"no docker daemon answers (.ci/run starts one): {done.stderr.strip()[-300:]}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module", params=["podman", "docker"])
+def stack(request, django_db_setup, tmp_path_factory):
+    engine = request.param
+    for tool in ("skopeo", "busybox", "runc"):
         require_tool(tool)
-    tmp = tmp_path_factory.mktemp("containers")
+    if engine == "podman":
+        require_tool("podman")
+    else:
+        require_docker_daemon()
+    tmp = tmp_path_factory.mktemp(f"containers-{engine}")
     port = free_port()
     host = f"127.0.0.1:{port}"
-    env = {"TRAIN_LOCAL_RUNTIME": "podman", "TRAIN_REGISTRY_HOST": host}
+    env = {"TRAIN_LOCAL_RUNTIME": engine, "TRAIN_REGISTRY_HOST": host}
     with ExitStack() as stack:
         base, _ = stack.enter_context(gateway(tmp, port=port, **env))
         worker = stack.enter_context(qcluster(tmp, **env))
-        yield {"base": base, "host": host, "env": env, "worker": worker, "tmp": tmp}
+        yield {"base": base, "host": host, "env": env, "worker": worker, "tmp": tmp, "engine": engine}
 
 
 def push(stack, member, layout, tag: str) -> None:
@@ -76,10 +93,14 @@ def log_lines(stack, caller, job_id) -> list[str]:
     return response.json()["lines"]
 
 
-def container_exists(name: str) -> bool:
-    done = subprocess.run(["podman", "container", "exists", name], env={**os.environ, **podman_environment()},
-                          capture_output=True, timeout=60)
-    return done.returncode == 0
+def engine_run(stack, *args: str) -> subprocess.CompletedProcess:
+    """The module's engine, as Train drives it (podman with Train's own configuration and store)."""
+    env = {**os.environ, **(podman_environment() if stack["engine"] == "podman" else {})}
+    return subprocess.run([stack["engine"], *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def container_exists(stack, name: str) -> bool:
+    return engine_run(stack, "container", "inspect", name).returncode == 0
 
 
 def mount_dir(storage_dir, mode: int):
@@ -128,11 +149,11 @@ def test_a_pushed_image_runs_isolated_in_a_container_of_its_pinned_digest(stack,
     assert log_lines(stack, member, later["id"]) == ["image two"]
 
     name = Job.objects.get(pk=pinned["id"]).remote_name
-    wait_until(lambda: not container_exists(name), timeout=60, message="the container to be removed")
+    wait_until(lambda: not container_exists(stack, name), timeout=60, message="the container to be removed")
 
     backends = requests.get(f"{stack['base']}/v1/backends", headers=member.http_headers, timeout=30).json()
     health = next(b for b in backends if b["name"] == "local")["health"]
-    assert (health["runtime"], health["ok"], health["runs_images"]) == ("podman", True, True)
+    assert (health["runtime"], health["ok"], health["runs_images"]) == (stack["engine"], True, True)
 
     if not health["gpus"]:
         refused = submit(stack, member, ["true"], expect=400,
@@ -172,10 +193,16 @@ def store_digests() -> set[str]:
 
 
 def test_the_prune_frees_images_no_job_wants_but_never_one_a_container_uses(stack, member, tmp_path, settings):
-    settings.TRAIN_LOCAL_RUNTIME = "podman"  # this process prunes the store the module's worker uses
+    settings.TRAIN_LOCAL_RUNTIME = stack["engine"]  # this process prunes the store the module's worker uses
     layout = tmp_path / "layout"
     digest = build_busybox_image(layout, "v1", marker="prune me")
     push(stack, member, layout, "v1")
+    if stack["engine"] == "docker":  # the daemon's store is the host's: never pruned
+        done = submit(stack, member, ["true"])
+        assert wait_for(stack, member, done["id"], TERMINAL_STATUSES)["status"] == "COMPLETED"
+        assert "docker" in local_images_prune(keep_digests=set()).skipped
+        assert engine_run(stack, "image", "inspect", f"{stack['host']}/{REPOSITORY}@{digest}").returncode == 0
+        return
     running = submit(stack, member, ["sleep", "300"])
     wait_for(stack, member, running["id"], {"IN_PROGRESS"})
 
@@ -184,7 +211,7 @@ def test_the_prune_frees_images_no_job_wants_but_never_one_a_container_uses(stac
     requests.post(f"{stack['base']}/v1/jobs/{running['id']}/cancel", headers=member.http_headers, timeout=30)
     assert wait_for(stack, member, running["id"], TERMINAL_STATUSES)["status"] == "CANCELED"
     name = Job.objects.get(pk=running["id"]).remote_name
-    wait_until(lambda: not container_exists(name), timeout=60, message="the container to be removed")
+    wait_until(lambda: not container_exists(stack, name), timeout=60, message="the container to be removed")
 
     assert local_images_tidy()["kept"] >= 1, "a job that just finished still wants its image"
     assert digest in store_digests()

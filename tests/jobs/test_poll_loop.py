@@ -99,7 +99,9 @@ def slow_poll(monkeypatch):
 def test_a_spent_budget_stops_the_batch_and_releases_unpolled_jobs(acme, fake_backend, slow_poll):
     globex = account_create(account_id="globex")
     old = timezone.now() - timedelta(minutes=1)
-    first = [running(fake_backend, make_submitted_job(acme, backend="fake", next_poll_at=old)) for _ in range(3)]
+    # Due one after another, so first[0] is the job the slow poll observes (ties are in no set order).
+    first = [running(fake_backend, make_submitted_job(acme, backend="fake", next_poll_at=old + timedelta(seconds=i)))
+             for i in range(3)]
     second = [running(fake_backend, make_submitted_job(globex, backend="fake")) for _ in range(2)]
     report = jobs_poll_once(deadline=time.monotonic() + 0.3)
 
