@@ -55,16 +55,21 @@ def local_images_prune(*, keep_digests: set[str]) -> PruneReport:
         listed = _podman(engine.binary, env, "images", "--format", "json")
         if listed.returncode != 0:
             return PruneReport(skipped=f"podman images failed: {listed.stderr.strip()[:300]}")
-        for image in json.loads(listed.stdout or "[]"):
+        images = {image["Id"]: image for image in json.loads(listed.stdout or "[]")}  # one entry per name
+        for image_id, image in images.items():
             if image_digests(image) & keep_digests:
                 report.kept += 1
                 continue
-            removed = _podman(engine.binary, env, "image", "rm", image["Id"])
-            if removed.returncode == 0:
-                report.removed.append(image["Id"])
-            else:
+            if image.get("Containers"):
                 report.in_use += 1
-                log.info("image %s stays: %s", image["Id"][:12], removed.stderr.strip()[:200])
+                continue
+            # By its names when it has several: podman refuses to remove such an image by id alone.
+            removed = _podman(engine.binary, env, "image", "rm", *(image.get("Names") or [image_id]))
+            if removed.returncode == 0:
+                report.removed.append(image_id)
+            else:  # podman refused: the image stays until the next pass
+                report.in_use += 1
+                log.info("image %s stays: %s", image_id[:12], removed.stderr.strip()[:200])
     return report
 
 

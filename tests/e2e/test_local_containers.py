@@ -215,6 +215,8 @@ def test_the_prune_frees_images_no_job_wants_but_never_one_a_container_uses(stac
 
     assert local_images_tidy()["kept"] >= 1, "a job that just finished still wants its image"
     assert digest in store_digests()
+    for name in ("localhost/extra:one", "localhost/extra:two"):  # podman removes these by name only
+        assert engine_run(stack, "tag", f"{stack['host']}/{REPOSITORY}@{digest}", name).returncode == 0
     report = local_images_prune(keep_digests=set())
     assert report.removed and digest not in store_digests(), report
 
