@@ -317,9 +317,12 @@ class FakeAzureML(DeliveryLog):
         if status == "CancelRequested" and run["cancel_at"] is not None and now >= run["cancel_at"]:
             self._move(key, "Canceled")
         elif self.auto_run_seconds is not None and status not in TERMINAL and status != "CancelRequested":
+            starts_at = run["created"] + min(1.0, self.auto_run_seconds / 2)
             if now >= run["created"] + self.auto_run_seconds:
+                if run["started"] is None:  # nobody looked while it ran: it still started, as a real job does
+                    run["started"] = starts_at
                 self._move(key, "Completed")
-            elif now >= run["created"] + min(1.0, self.auto_run_seconds / 2) and status != "Running":
+            elif now >= starts_at and status != "Running":
                 self._move(key, "Running")
         return job
 
