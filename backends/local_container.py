@@ -31,8 +31,10 @@ class EngineError(Exception):
     pass
 
 
-def _engine(container: dict, *args: str, timeout: float = ENGINE_CALL_TIMEOUT_SECONDS,
-            check: bool = True) -> subprocess.CompletedProcess:
+def engine_call(container: dict, *args: str, timeout: float = ENGINE_CALL_TIMEOUT_SECONDS,
+                check: bool = True) -> subprocess.CompletedProcess:
+    """Run the engine (`container`: its binary, name and environment) with Train's PATH and HOME only;
+    EngineError when it cannot run, times out or (with `check`) fails, naming its last error line."""
     env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
            **container["engine_env"]}
     try:
@@ -48,7 +50,7 @@ def _engine(container: dict, *args: str, timeout: float = ENGINE_CALL_TIMEOUT_SE
 
 def inspect(container: dict) -> dict | None:
     """The container's State (Status, ExitCode, OOMKilled, StartedAt), or None if there is none."""
-    done = _engine(container, "container", "inspect", container["name"], check=False)
+    done = engine_call(container, "container", "inspect", container["name"], check=False)
     if done.returncode != 0:
         if "no such" in done.stderr.lower():
             return None
@@ -71,16 +73,16 @@ def pull(container: dict, run: Path) -> None:
     if container["engine"] == "docker":
         if (run / "registry-auth" / "config.json").exists():
             args = ["--config", str(run / "registry-auth")]
-        _engine(container, *args, "pull", "--quiet", container["image"], timeout=PULL_TIMEOUT_SECONDS)
+        engine_call(container, *args, "pull", "--quiet", container["image"], timeout=PULL_TIMEOUT_SECONDS)
         return
     if not container["tls_verify"]:
         args.append("--tls-verify=false")
-    _engine(container, "pull", "--quiet", *args, *_auth_args(container, run), container["image"],
+    engine_call(container, "pull", "--quiet", *args, *_auth_args(container, run), container["image"],
             timeout=PULL_TIMEOUT_SECONDS)
 
 
 def image_user(container: dict) -> str:
-    done = _engine(container, "image", "inspect", "--format", "{{.Config.User}}", container["image"])
+    done = engine_call(container, "image", "inspect", "--format", "{{.Config.User}}", container["image"])
     return done.stdout.strip()
 
 
@@ -90,24 +92,24 @@ def create(container: dict, run: Path, uid: int | None) -> None:
     user = image_user(container) or (f"{uid}:{uid}" if uid is not None else UNPRIVILEGED_USER)
     args = ["create", "--name", container["name"], "--user", user, "--env-file", str(run / "container.env"),
             *container["create_args"], container["image"], *container["args"]]
-    done = _engine(container, *args, check=False)
+    done = engine_call(container, *args, check=False)
     if done.returncode != 0 and inspect(container) is None:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         raise EngineError((lines[-1] if lines else "create failed")[:500])
 
 
 def start(container: dict) -> None:
-    _engine(container, "start", container["name"])
+    engine_call(container, "start", container["name"])
 
 
 def stop(container: dict, grace_seconds: float) -> None:
     """SIGTERM (the container's stop signal), then SIGKILL after the grace period."""
-    _engine(container, "stop", "--time", str(int(grace_seconds)), container["name"],
+    engine_call(container, "stop", "--time", str(int(grace_seconds)), container["name"],
             timeout=grace_seconds + ENGINE_CALL_TIMEOUT_SECONDS, check=False)
 
 
 def remove(container: dict) -> None:
-    _engine(container, "rm", "--force", container["name"], check=False)
+    engine_call(container, "rm", "--force", container["name"], check=False)
 
 
 def follow_logs(container: dict, run: Path) -> subprocess.Popen:

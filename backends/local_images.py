@@ -14,18 +14,15 @@ docker is not pruned: its image store is the host daemon's, shared with whatever
 
 import json
 import logging
-import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backends.local_container import prune_lock
+from backends.local_container import EngineError, engine_call, prune_lock
 from backends.local_engine import containers_dir, engine_environment, local_engine
 
 log = logging.getLogger(__name__)
 
 PRUNE_LOCK_NAME = "prune.lock"
-ENGINE_CALL_TIMEOUT_SECONDS = 120
 
 
 @dataclass
@@ -47,14 +44,14 @@ def local_images_prune(*, keep_digests: set[str]) -> PruneReport:
         return PruneReport(skipped=engine.message or "local jobs run as host processes")
     if engine.runtime != "podman":
         return PruneReport(skipped="docker's image store is the host's own: Train leaves it alone")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
-           **engine_environment(engine.runtime)}
+    podman = {"binary": engine.binary, "engine": engine.runtime, "engine_env": engine_environment(engine.runtime)}
     report = PruneReport()
     containers_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
     with prune_lock(prune_lock_path(), exclusive=True):
-        listed = _podman(engine.binary, env, "images", "--format", "json")
-        if listed.returncode != 0:
-            return PruneReport(skipped=f"podman images failed: {listed.stderr.strip()[:300]}")
+        try:
+            listed = engine_call(podman, "images", "--format", "json")
+        except EngineError as exc:
+            return PruneReport(skipped=f"podman images failed: {exc}")
         images = {image["Id"]: image for image in json.loads(listed.stdout or "[]")}  # one entry per name
         for image_id, image in images.items():
             if image_digests(image) & keep_digests:
@@ -63,13 +60,14 @@ def local_images_prune(*, keep_digests: set[str]) -> PruneReport:
             if image.get("Containers"):
                 report.in_use += 1
                 continue
-            # By its names when it has several: podman refuses to remove such an image by id alone.
-            removed = _podman(engine.binary, env, "image", "rm", *(image.get("Names") or [image_id]))
-            if removed.returncode == 0:
-                report.removed.append(image_id)
-            else:  # podman refused: the image stays until the next pass
+            try:
+                # By its names when it has several: podman refuses to remove such an image by id alone.
+                engine_call(podman, "image", "rm", *(image.get("Names") or [image_id]))
+            except EngineError as exc:  # podman refused: the image stays until the next pass
                 report.in_use += 1
-                log.info("image %s stays: %s", image_id[:12], removed.stderr.strip()[:200])
+                log.info("image %s stays: %s", image_id[:12], exc)
+                continue
+            report.removed.append(image_id)
     return report
 
 
@@ -79,10 +77,3 @@ def image_digests(image: dict) -> set[str]:
     digests.update(reference.rpartition("@")[2] for reference in image.get("RepoDigests") or [])
     return {digest for digest in digests if digest.startswith("sha256:")}
 
-
-def _podman(binary: str, env: dict, *args: str) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run([binary, *args], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                              timeout=ENGINE_CALL_TIMEOUT_SECONDS)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return subprocess.CompletedProcess(args, 1, "", str(exc))
